@@ -1,0 +1,212 @@
+"""Presets: one frozen dataclass that fixes every size and budget of a run.
+
+A notebook reads its preset once (``preset = load_preset()``) and never hard-codes a size, so
+the same notebook runs on a laptop CPU (``tiny``), a Colab GPU (``colab``) and a bigger GPU
+(``full``). The name comes from the ``LFM_PRESET`` environment variable (default ``tiny``).
+
+- ``tiny``: a ~3M-parameter LFM2 built from a config and trained from scratch on the shipped
+  data, offline, each notebook in a few minutes on two CPU cores.
+- ``colab``: the real ``LiquidAI/LFM2.5-350M`` checkpoint from the hub and hub datasets on one
+  T4/L4-class GPU. Its loading code is the same ``from_pretrained`` path the tests run with a
+  local folder in place of the hub id (see ``with_base_model``).
+- ``full``: realistic budgets for a bigger GPU; documented, not run in CI.
+
+Budgets that later stages need (SFT, preference optimisation, RL, ...) live in their own small
+dataclasses here, so the whole run is visible in one place and hashed into each artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+PRESET_ENV = "LFM_PRESET"
+DEFAULT_PRESET = "tiny"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shape of a model built from a config (ignored when a checkpoint is loaded).
+
+    ``attention_layers`` lists the indices of the GQA blocks; every other layer is a gated short
+    convolution, as in LFM2 (LFM2-350M: 16 layers, attention at 2, 5, 8, 10, 12, 14).
+    """
+
+    hidden_size: int
+    num_layers: int
+    attention_layers: tuple[int, ...]
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    conv_kernel: int = 3  # LFM2's ``conv_L_cache``
+    max_position_embeddings: int = 2048
+
+    def __post_init__(self) -> None:
+        bad = [i for i in self.attention_layers if not 0 <= i < self.num_layers]
+        if bad:
+            raise ValueError(f"attention layer indices {bad} are outside 0..{self.num_layers - 1}")
+        if len(self.attention_layers) < 2:
+            raise ValueError("the hybrid layout needs at least two attention layers")
+        if len(set(self.attention_layers)) != len(self.attention_layers):
+            raise ValueError(f"attention layer indices repeat: {self.attention_layers}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by {self.num_heads} heads")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"{self.num_heads} query heads cannot be grouped over {self.num_kv_heads} kv heads")
+
+    @property
+    def layer_types(self) -> list[str]:
+        """``Lfm2Config.layer_types``: "conv" or "full_attention" for each layer."""
+        return ["full_attention" if i in self.attention_layers else "conv" for i in range(self.num_layers)]
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    """Steps, batch and learning rate of one training stage."""
+
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    seq_len: int
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class EvalBudget:
+    """How many examples an evaluation scores and how long generations may run."""
+
+    num_examples: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where weights and data come from.
+
+    ``base_model`` is ``None`` to build a model from ``Preset.model`` (tiny), or a hub id / local
+    folder for ``from_pretrained``. Datasets are ``"shipped"`` (the JSONL files in ``data/``) or
+    a hub dataset id; both go through the same formatting code.
+    """
+
+    base_model: str | None = None
+    tokenizer: str | None = None  # None: train our own; else a hub id / folder with a tokenizer
+    pretrain_corpus: str = "shipped"
+    general_chat: str = "shipped"
+    extraction: str = "shipped"
+    tool_use: str = "shipped"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Every size and budget of a run. Frozen: derive variants with ``dataclasses.replace``."""
+
+    name: str
+    description: str
+    requires_gpu: bool
+    vocab_size: int
+    model: ModelSpec
+    sources: Sources
+    pretrain: TrainBudget
+    sft: TrainBudget
+    eval: EvalBudget
+    seed: int = 0
+    use_unsloth: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready view, used in artifact manifests and config hashes."""
+        return dataclasses.asdict(self)
+
+    def with_base_model(self, path_or_id: str) -> "Preset":
+        """The same preset loading its checkpoint (and tokenizer) from ``path_or_id``.
+
+        This is how tests run the ``colab`` code path offline: a local folder written by
+        ``save_pretrained`` stands in for the hub id.
+        """
+        src = dataclasses.replace(self.sources, base_model=path_or_id, tokenizer=path_or_id)
+        return dataclasses.replace(self, sources=src)
+
+
+_TINY = Preset(
+    name="tiny",
+    description="CPU, offline: a ~3M-parameter LFM2 trained from scratch on the shipped data.",
+    requires_gpu=False,
+    vocab_size=2048,
+    model=ModelSpec(
+        hidden_size=192,
+        num_layers=6,
+        attention_layers=(2, 5),
+        num_heads=6,
+        num_kv_heads=2,
+        intermediate_size=512,
+        max_position_embeddings=1024,
+    ),
+    sources=Sources(),
+    pretrain=TrainBudget(max_steps=600, batch_size=16, learning_rate=3e-3, seq_len=256, warmup_steps=30),
+    sft=TrainBudget(max_steps=300, batch_size=16, learning_rate=1e-3, seq_len=384, warmup_steps=10),
+    eval=EvalBudget(num_examples=64, max_new_tokens=96),
+)
+
+_COLAB = Preset(
+    name="colab",
+    description="One T4/L4-class GPU: the real LFM2.5-350M checkpoint and hub datasets.",
+    requires_gpu=True,
+    vocab_size=65536,
+    # The shape of LFM2-350M, for reference and for building it from a config; the checkpoint wins.
+    model=ModelSpec(
+        hidden_size=1024,
+        num_layers=16,
+        attention_layers=(2, 5, 8, 10, 12, 14),
+        num_heads=16,
+        num_kv_heads=8,
+        intermediate_size=4608,
+        max_position_embeddings=128000,
+    ),
+    sources=Sources(
+        base_model="LiquidAI/LFM2.5-350M",
+        tokenizer="LiquidAI/LFM2.5-350M",
+        pretrain_corpus="HuggingFaceFW/fineweb-edu",
+        general_chat="HuggingFaceTB/smoltalk",
+    ),
+    pretrain=TrainBudget(max_steps=200, batch_size=8, learning_rate=5e-5, seq_len=1024, warmup_steps=20),
+    sft=TrainBudget(max_steps=300, batch_size=8, learning_rate=5e-5, seq_len=1024, warmup_steps=20),
+    eval=EvalBudget(num_examples=200, max_new_tokens=256),
+    use_unsloth=True,
+    notes=("Unsloth is used when importable, else transformers + peft.",),
+)
+
+_FULL = dataclasses.replace(
+    _COLAB,
+    name="full",
+    description="A bigger GPU (40-80 GB): realistic budgets on LFM2.5-350M. Documented, not run in CI.",
+    pretrain=TrainBudget(max_steps=5000, batch_size=32, learning_rate=5e-5, seq_len=2048, warmup_steps=200),
+    sft=TrainBudget(max_steps=3000, batch_size=32, learning_rate=5e-5, seq_len=2048, warmup_steps=100),
+    eval=EvalBudget(num_examples=1000, max_new_tokens=512),
+    use_unsloth=False,
+    notes=(),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (_TINY, _COLAB, _FULL)}
+
+
+def load_preset(name: str | None = None, *, check_device: bool = True) -> Preset:
+    """Return the preset called ``name``, or the one named by ``$LFM_PRESET`` (default ``tiny``).
+
+    An unknown name is an error that lists the valid ones. With ``check_device`` a preset that
+    needs a GPU fails early on a machine without one, instead of an hour later with an OOM or a
+    crawl.
+    """
+    chosen = (name or os.environ.get(PRESET_ENV) or DEFAULT_PRESET).strip()
+    if chosen not in PRESETS:
+        raise ValueError(f"unknown preset {chosen!r}; valid presets: {', '.join(sorted(PRESETS))}")
+    preset = PRESETS[chosen]
+    if check_device and preset.requires_gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"preset {chosen!r} needs a CUDA GPU and none is available here; "
+                f"use LFM_PRESET=tiny on a CPU machine"
+            )
+    return preset
