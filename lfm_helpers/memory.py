@@ -1,0 +1,139 @@
+"""Memory arithmetic for on-device models: weights, KV cache and convolution state.
+
+On a phone the question is not "how many FLOPs" but "does it fit, and how fast can the weights
+be streamed through memory". This module answers the first half from a model's config alone:
+
+- parameters are counted exactly by building the model on PyTorch's ``meta`` device (shapes, no
+  storage), so a 1.2B-parameter config costs nothing to inspect;
+- weights take ``params * bits / 8`` bytes. Quantised file formats store a scale per block of
+  weights, so they cost a little more than their nominal width: GGUF's ``q8_0`` keeps 32 int8
+  weights and one fp16 scale in 34 bytes (8.5 bits per weight) and ``q4_0`` 32 4-bit weights and
+  one fp16 scale in 18 bytes (4.5 bits per weight);
+- attention layers keep a KV cache that grows with the context; LFM2's convolution layers keep a
+  constant state of ``hidden_size x conv_L_cache`` values, whatever the context.
+
+Simplified: activations, the runtime's own buffers and the OS are left out, so real usage is
+somewhat higher than these figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+
+from .paths import data_dir
+
+#: Bits per weight of each precision the course compares (block formats include their scales).
+PRECISION_BITS: dict[str, float] = {"bf16": 16.0, "int8": 8.0, "q8_0": 8.5, "int4": 4.0, "q4_0": 4.5}
+
+GB = 1e9  # the "1 GB" of a device budget is a decimal gigabyte
+
+
+def load_public_config(name: str, folder: Path | None = None) -> PretrainedConfig:
+    """A shipped public config (``data/configs/<name>.json``, e.g. ``LFM2-350M``) as a transformers config."""
+    folder = Path(folder or data_dir() / "configs")
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.json"))
+        raise FileNotFoundError(f"no config {name!r} in {folder}; available: {', '.join(known)}")
+    fields = json.loads(path.read_text())
+    return AutoConfig.for_model(fields.pop("model_type"), **fields)
+
+
+def count_parameters_meta(config: PretrainedConfig) -> int:
+    """Exact parameter count of the model ``config`` describes, without allocating its weights.
+
+    Tied input/output embeddings are counted once, as model cards do.
+    """
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def weight_bytes(n_params: int, precision: str) -> float:
+    """Bytes the weights take at ``precision`` (one of :data:`PRECISION_BITS`)."""
+    if precision not in PRECISION_BITS:
+        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISION_BITS)}")
+    return n_params * PRECISION_BITS[precision] / 8
+
+
+def _layer_counts(config: PretrainedConfig) -> tuple[int, int]:
+    types = list(getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers)
+    n_attn = sum(t in ("full_attention", "attention") for t in types)
+    return n_attn, len(types) - n_attn
+
+
+def kv_cache_bytes(config: PretrainedConfig, context: int, *, batch: int = 1, bytes_per_value: int = 2) -> int:
+    """KV cache of the attention layers at ``context`` tokens: 2 (K and V) x layers x kv heads x head dim."""
+    n_attn, _ = _layer_counts(config)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * n_attn * config.num_key_value_heads * head_dim * context * batch * bytes_per_value
+
+
+def conv_state_bytes(config: PretrainedConfig, *, batch: int = 1, bytes_per_value: int = 2) -> int:
+    """Decode state of LFM2's short-convolution layers: ``hidden x conv_L_cache`` each, constant in context."""
+    _, n_conv = _layer_counts(config)
+    return n_conv * config.hidden_size * getattr(config, "conv_L_cache", 0) * batch * bytes_per_value
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    """One model at one precision: where its memory goes, and whether it fits the budget."""
+
+    model: str
+    params: int
+    precision: str
+    weights_gb: float
+    kv_cache_gb: float
+    conv_state_gb: float
+    budget_gb: float
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.kv_cache_gb + self.conv_state_gb
+
+    @property
+    def fits(self) -> bool:
+        return self.total_gb <= self.budget_gb
+
+
+def memory_table(names: list[str], precisions: list[str], *, context: int = 4096,
+                 budget_gb: float = 1.0) -> list[MemoryRow]:
+    """Weights + caches of each shipped config at each precision (caches in bf16) for one sequence."""
+    rows = []
+    for name in names:
+        config = load_public_config(name)
+        n = count_parameters_meta(config)
+        kv = kv_cache_bytes(config, context) / GB
+        conv = conv_state_bytes(config) / GB
+        for precision in precisions:
+            rows.append(MemoryRow(name, n, precision, weight_bytes(n, precision) / GB, kv, conv, budget_gb))
+    return rows
+
+
+def format_memory_table(rows: list[MemoryRow]) -> str:
+    """A plain-text table of :func:`memory_table` rows."""
+    head = f"{'model':<10} {'params':>13} {'precision':<9} {'weights':>8} {'KV cache':>9} {'conv':>7} {'total':>7}  fits {rows[0].budget_gb:g} GB?"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.model:<10} {r.params:>13,} {r.precision:<9} {r.weights_gb:>6.3f}GB {r.kv_cache_gb:>7.3f}GB "
+            f"{r.conv_state_gb * 1e6:>5.0f}kB {r.total_gb:>5.2f}GB  {'yes' if r.fits else 'no'}"
+        )
+    return "\n".join(lines)
+
+
+def decode_speed_bound(bytes_per_token: float, bandwidth_gb_s: float) -> float:
+    """Upper bound on decode tokens/s when every token must stream ``bytes_per_token`` from memory.
+
+    At batch size 1, each new token reads every weight once (plus the cache), so a device with
+    ``bandwidth_gb_s`` GB/s of memory bandwidth cannot decode faster than bandwidth / bytes.
+    This is why small models are *memory-bound*, and why quantisation speeds decoding up.
+    """
+    if bytes_per_token <= 0 or bandwidth_gb_s <= 0:
+        raise ValueError("bytes_per_token and bandwidth_gb_s must be positive")
+    return bandwidth_gb_s * GB / bytes_per_token
