@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lfm_helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_data = sub.add_parser("data", help="regenerate (or --check) the shipped data")
-    p_data.add_argument("rest", nargs=argparse.REMAINDER)
+    # `data` passes its own options (--check, --out, --seed) on to lfm_helpers.data.generate.main.
+    sub.add_parser("data", help="regenerate (or --check) the shipped data", add_help=False)
     sub.add_parser("presets", help="list presets")
     sub.add_parser("stages", help="list pipeline stages")
     p_run = sub.add_parser("run", help="build a pipeline stage")
@@ -31,12 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     p_course = sub.add_parser("course", help="execute the notebooks and print a summary")
     p_course.add_argument("notebooks", nargs="*", help="notebook paths (default: all, in order)")
     p_course.add_argument("--preset", default=None)
-    args = parser.parse_args(argv)
-
+    args, rest = parser.parse_known_args(argv)
     if args.command == "data":
         from .data.generate import main as data_main
 
-        return data_main(args.rest)
+        return data_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "presets":
         for p in PRESETS.values():
             print(f"{p.name:<6} {'GPU' if p.requires_gpu else 'CPU'}  {p.description}")

@@ -108,7 +108,7 @@ def _build_tokenizer(preset: Preset, out: Path, deps: Mapping[str, Artifact]) ->
 
     if preset.sources.tokenizer is None:
         texts = [row["text"] for row in load_split("corpus", "train")]
-        tok = train_tokenizer(texts, preset.vocab_size)
+        tok = train_tokenizer(texts, preset.vocab_size, model_max_length=preset.model.max_position_embeddings)
     else:
         tok = load_tokenizer(preset.sources.tokenizer)
     save_tokenizer(tok, out)

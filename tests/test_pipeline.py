@@ -1,0 +1,141 @@
+"""Stages build into the artifact store, are reused when valid, and rebuilt when stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lfm_helpers.pipeline import STAGES, load_stage, run_stage
+from lfm_helpers.presets import PRESETS, ModelSpec
+
+SENTENCES = [
+    "Anna ordered 3 lamps from the shop in Porto on 2024-05-02.",
+    "The concert at the Blue Hall starts at 19:30; tickets cost 12.50 EUR.",
+    '{"name": "Ben", "city": "Lyon", "age": 41}',
+    "Ten days after 2024-03-25 is 2024-04-04.",
+    "12 km is 7.46 miles.",
+]
+
+
+@pytest.fixture
+def small_data(tmp_path, monkeypatch):
+    """A tiny corpus in the shipped layout, so the pipeline runs in a second."""
+    root = tmp_path / "data"
+    (root / "corpus").mkdir(parents=True)
+    files = {}
+    for split, n in (("train", 40), ("val", 4)):
+        rows = [{"kind": "demo", "text": f"{SENTENCES[i % 5]} (#{i})"} for i in range(n)]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (root / "corpus" / f"{split}.jsonl").write_text(text)
+        files[f"corpus/{split}.jsonl"] = {"sha256": str(hash(text)), "bytes": len(text)}
+    (root / "MANIFEST.json").write_text(json.dumps({"files": files}))
+    monkeypatch.setenv("LFM_DATA_DIR", str(root))
+    return root
+
+
+SMALL = dataclasses.replace(
+    PRESETS["tiny"],
+    vocab_size=320,
+    model=ModelSpec(hidden_size=32, num_layers=4, attention_layers=(1, 3), num_heads=4, num_kv_heads=2,
+                    intermediate_size=48, max_position_embeddings=128),
+)
+
+
+def _quiet(_):
+    pass
+
+
+def test_init_builds_its_dependencies_then_reuses(small_data, runs_root):
+    art = run_stage("init", SMALL, log=_quiet)
+    tok = run_stage("tokenizer", SMALL, log=_quiet)
+    assert not art.reused and tok.reused
+    assert art.path == runs_root / "tiny" / "init"
+    assert art.manifest["config"]["deps"] == {"tokenizer": tok.config_hash}
+    assert art.metrics["parameters"]["total"] > 0
+    assert (art.path / "model.safetensors").is_file() and (art.path / "tokenizer.json").is_file()
+    assert run_stage("init", SMALL, log=_quiet).reused
+
+
+def test_changing_the_tokenizer_makes_the_model_stale(small_data, runs_root):
+    first = run_stage("init", SMALL, log=_quiet)
+    messages = []
+    bigger = dataclasses.replace(SMALL, vocab_size=340)
+    second = run_stage("init", bigger, log=messages.append)
+    assert not second.reused and second.config_hash != first.config_hash
+    assert any("stale" in m and "tokenizer" in m for m in messages)
+    assert any("stale" in m and "init" in m for m in messages)
+
+
+def test_regenerated_data_makes_the_tokenizer_stale(small_data, runs_root):
+    run_stage("tokenizer", SMALL, log=_quiet)
+    manifest = json.loads((small_data / "MANIFEST.json").read_text())
+    manifest["files"]["corpus/train.jsonl"]["sha256"] = "changed"
+    (small_data / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert not run_stage("tokenizer", SMALL, log=_quiet).reused
+
+
+def test_checkpoint_path_is_the_colab_code_path(small_data, runs_root, tmp_path):
+    """The colab preset loads `LiquidAI/LFM2.5-350M` with from_pretrained; a local folder stands in."""
+    model, tok, art = load_stage("init", SMALL, log=_quiet)
+    checkpoint = tmp_path / "LFM2.5-350M-stand-in"
+    model.save_pretrained(checkpoint)
+    tok.save_pretrained(checkpoint)
+    colab = PRESETS["colab"].with_base_model(str(checkpoint))
+    loaded, loaded_tok, colab_art = load_stage("init", colab, log=_quiet)
+    assert colab_art.path == runs_root / "colab" / "init"
+    assert colab_art.manifest["config"]["config"] == {"source": str(checkpoint)}
+    ids = torch.tensor([tok.encode(SENTENCES[0])])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, loaded(ids).logits)
+    assert loaded_tok.encode(SENTENCES[1]) == tok.encode(SENTENCES[1])
+
+
+def test_missing_checkpoint_folder_is_a_clear_error(small_data, runs_root, tmp_path):
+    colab = PRESETS["colab"].with_base_model(str(tmp_path / "not-there"))
+    with pytest.raises(FileNotFoundError):
+        run_stage("init", colab, log=_quiet)
+    assert not (runs_root / "colab" / "init").exists()
+
+
+def test_unknown_stage_and_missing_data(runs_root, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown stage 'pretrian'; stages: tokenizer, init"):
+        run_stage("pretrian", SMALL)
+    monkeypatch.setenv("LFM_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="python -m lfm_helpers data"):
+        run_stage("tokenizer", SMALL, log=_quiet)
+
+
+def test_stage_registry_order():
+    assert list(STAGES)[:2] == ["tokenizer", "init"]
+    assert STAGES["init"].deps == ("tokenizer",)
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lfm_helpers", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_lists_and_rejects(monkeypatch):
+    out = _cli("presets")
+    assert out.returncode == 0 and "tiny" in out.stdout and "colab" in out.stdout
+    assert "init" in _cli("stages").stdout
+    bad = _cli("run", "init", "--preset", "huge")
+    assert bad.returncode == 2 and "valid presets: colab, full, tiny" in bad.stderr
+    assert _cli("run", "nonsense").returncode == 2
+
+
+@pytest.mark.slow
+def test_cli_runs_a_stage(small_data, runs_root):
+    import os
+
+    env = {**os.environ, "LFM_RUNS_DIR": str(runs_root), "LFM_DATA_DIR": str(small_data)}
+    out = _cli("run", "tokenizer", "--preset", "tiny", env=env)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout[out.stdout.index("{"):])
+    assert result["reused"] is False and result["metrics"]["vocab_size"] > 267
+    again = json.loads(_cli("run", "tokenizer", env=env).stdout.split("\n", 1)[1])
+    assert again["reused"] is True
