@@ -19,6 +19,7 @@ def _check_00(m):
     assert m["lfm2_1_2b_params"] == 1_170_340_608
     assert m["lfm2_350m_bf16_fits_1gb"] and not m["lfm2_1_2b_bf16_fits_1gb"] and m["lfm2_1_2b_int4_fits_1gb"]
     assert 1_000_000 < m["tiny_params"] < 20_000_000
+    assert abs(m["untrained_loss"] - m["ln_vocab"]) < 0.5  # a fresh model guesses uniformly
     assert m["extraction_target_verified"] and m["tool_call_verified"]
 
 
@@ -41,3 +42,17 @@ def test_notebook_runs_top_to_bottom(notebook, notebook_times):
     assert run.ok, run.error[-4000:]
     assert run.metrics, f"{notebook.name} reported no metrics (call lfm_helpers.course.report_metrics)"
     KEY_RESULTS[run.name](run.metrics)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(notebook):
+    """Committed notebooks carry no outputs or widget state (GitHub cannot render widget state,
+    and outputs belong to the learner's run or the book build)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    assert "widgets" not in nb.metadata
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{notebook.name} has outputs"
