@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, Lfm2Config, Lfm2ForCausalLM, PreTrainedModel
 
+from .paths import resolve_pretrained
 from .presets import Preset
 
 
@@ -55,15 +56,10 @@ def load_model(path_or_id: str | Path, *, dtype: torch.dtype | None = None,
                device: torch.device | str | None = None) -> PreTrainedModel:
     """Load a causal LM with ``from_pretrained``: a hub id or a local folder, the same path.
 
-    A local path that does not exist is reported as such here, instead of transformers
-    mistaking it for a hub id and failing on the network.
+    A missing or incomplete local folder is reported as such (``paths.resolve_pretrained``),
+    instead of transformers mistaking it for a hub id and failing on the network.
     """
-    text = str(path_or_id)
-    local = Path(text).expanduser()
-    if local.is_dir():
-        text = str(local)
-    elif text.startswith((".", "/", "~")) or text.count("/") > 1:
-        raise FileNotFoundError(f"model folder {text!r} does not exist")
+    text = resolve_pretrained(path_or_id, "config.json", "model")
     model = AutoModelForCausalLM.from_pretrained(text, dtype=dtype or torch.float32)
     if device is not None:
         model = model.to(device)

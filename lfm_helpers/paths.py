@@ -24,3 +24,24 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """The root of the artifact store (``runs/``), or ``$LFM_RUNS_DIR``."""
     return Path(os.environ.get("LFM_RUNS_DIR", REPO_ROOT / "runs"))
+
+
+def resolve_pretrained(path_or_id: str | Path, required_file: str, what: str) -> str:
+    """Check a ``from_pretrained`` source: a local folder holding ``required_file``, or a hub id.
+
+    ``from_pretrained`` takes both, and treats anything that is not an existing folder as a hub
+    id, so a mistyped local path fails later on the network with a confusing message. Here a
+    folder without ``required_file``, a file, or a path-like string that does not exist raises
+    ``FileNotFoundError`` naming the problem. Hub ids (``"LiquidAI/LFM2.5-350M"``) pass through.
+    """
+    text = str(path_or_id)
+    local = Path(text).expanduser()
+    if local.is_dir():
+        if not (local / required_file).is_file():
+            raise FileNotFoundError(f"no {what} in {local}: {required_file} is missing")
+        return str(local)
+    if local.exists():
+        raise FileNotFoundError(f"{text!r} is a file; pass the folder that holds {required_file}")
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise FileNotFoundError(f"{what} folder {text!r} does not exist")
+    return text

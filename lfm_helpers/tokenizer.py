@@ -48,6 +48,8 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from .paths import resolve_pretrained
+
 PAD = "<|pad|>"
 BOS = "<|startoftext|>"
 EOS = "<|endoftext|>"
@@ -269,18 +271,7 @@ def load_tokenizer(path_or_id: str | Path) -> PreTrainedTokenizerFast:
     ``FileNotFoundError`` here, instead of transformers mistaking it for a hub id and failing on
     the network with a confusing message.
     """
-    text = str(path_or_id)
-    local = Path(text).expanduser()
-    if local.is_dir():
-        if not (local / "tokenizer.json").is_file():
-            raise FileNotFoundError(
-                f"no tokenizer in {local}: tokenizer.json is missing (write one with save_tokenizer)"
-            )
-        text = str(local)
-    elif local.exists():
-        raise FileNotFoundError(f"{text!r} is a file; pass the folder that holds tokenizer.json")
-    elif text.startswith((".", "/", "~")) or text.count("/") > 1:
-        raise FileNotFoundError(f"tokenizer folder {text!r} does not exist")
+    text = resolve_pretrained(path_or_id, "tokenizer.json", "tokenizer")
     return AutoTokenizer.from_pretrained(text)
 
 
