@@ -12,16 +12,33 @@ Use it from a notebook (``art = run_stage("init")``) or the command line
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .artifacts import Artifact, artifact_dir, ensure_artifact
+from .artifacts import Artifact, artifact_dir, config_hash, ensure_artifact
 from .paths import data_dir
 from .presets import Preset, load_preset
 
-BuildFn = Callable[[Preset, Path, Mapping[str, Artifact]], Mapping[str, Any] | None]
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage's build function gets.
+
+    ``out`` is the temporary folder to write the result into (renamed into place on success);
+    ``scratch`` is a folder that survives an interrupted build (for resumable checkpoints) and
+    is removed once the artifact is written; ``deps`` are the artifacts the stage needs.
+    """
+
+    preset: Preset
+    out: Path
+    scratch: Path
+    deps: Mapping[str, Artifact]
+
+
+BuildFn = Callable[[StageContext], Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -68,15 +85,19 @@ def run_stage(name: str, preset: Preset | str | None = None, *, force: bool = Fa
         "config": stage.config(preset),
         "deps": {d: art.config_hash for d, art in deps.items()},
     }
-    return ensure_artifact(
-        artifact_dir(preset.name, name, root),
-        lambda out: stage.build(preset, out, deps),
+    path = artifact_dir(preset.name, name, root)
+    scratch = path.parent / ".scratch" / f"{name}-{config_hash(config)}"
+    art = ensure_artifact(
+        path,
+        lambda out: stage.build(StageContext(preset, out, scratch, deps)),
         stage=name,
         preset=preset.name,
         config=config,
         force=force,
         log=log,
     )
+    shutil.rmtree(scratch, ignore_errors=True)  # the artifact is complete: checkpoints are done
+    return art
 
 
 # --------------------------------------------------------------------------- data fingerprint
@@ -102,16 +123,17 @@ def _tokenizer_config(preset: Preset) -> dict[str, Any]:
             "corpus_sha256": data_fingerprint("corpus/train.jsonl")}
 
 
-def _build_tokenizer(preset: Preset, out: Path, deps: Mapping[str, Artifact]) -> dict[str, Any]:
+def _build_tokenizer(ctx: StageContext) -> dict[str, Any]:
     from .data import load_split
     from .tokenizer import compression, load_tokenizer, save_tokenizer, train_tokenizer
 
+    preset = ctx.preset
     if preset.sources.tokenizer is None:
         texts = [row["text"] for row in load_split("corpus", "train")]
         tok = train_tokenizer(texts, preset.vocab_size, model_max_length=preset.model.max_position_embeddings)
     else:
         tok = load_tokenizer(preset.sources.tokenizer)
-    save_tokenizer(tok, out)
+    save_tokenizer(tok, ctx.out)
     val = [row["text"] for row in load_split("corpus", "val")]
     return {"vocab_size": len(tok), "chars_per_token_val": round(compression(tok, val), 4)}
 
@@ -132,19 +154,20 @@ def _init_config(preset: Preset) -> dict[str, Any]:
     return {"source": None, "model": preset.to_dict()["model"], "seed": preset.seed}
 
 
-def _build_init(preset: Preset, out: Path, deps: Mapping[str, Artifact]) -> dict[str, Any]:
+def _build_init(ctx: StageContext) -> dict[str, Any]:
     from .models import build_model, count_parameters, load_model, tiny_lfm2_config
     from .tokenizer import load_tokenizer, save_tokenizer
 
-    tok = load_tokenizer(deps["tokenizer"].path)
+    preset = ctx.preset
+    tok = load_tokenizer(ctx.deps["tokenizer"].path)
     if preset.sources.base_model is None:
         config = tiny_lfm2_config(preset, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
                                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
         model = build_model(config, seed=preset.seed)
     else:
         model = load_model(preset.sources.base_model)
-    model.save_pretrained(out)
-    save_tokenizer(tok, out)
+    model.save_pretrained(ctx.out)
+    save_tokenizer(tok, ctx.out)
     return {"parameters": count_parameters(model)}
 
 
@@ -164,3 +187,71 @@ def load_stage(name: str, preset: Preset | str | None = None, **kwargs: Any):
 
     art = run_stage(name, preset, **kwargs)
     return load_model(art.path), load_tokenizer(art.path), art
+
+
+# --------------------------------------------------------------------------- pretrain stage
+#: Validation windows scored at each evaluation (a fixed slice, so curves are comparable).
+VAL_WINDOWS = 64
+
+
+def pretrain_config(preset: Preset):
+    """The :class:`~lfm_helpers.pretrain.PretrainConfig` a preset's pretraining budget describes."""
+    from .pretrain import PretrainConfig
+
+    b = preset.pretrain
+    return PretrainConfig.from_budget(b, eval_every=max(1, b.max_steps // 20),
+                                      checkpoint_every=max(1, b.max_steps // 10), seed=preset.seed)
+
+
+def _pretrain_stage_config(preset: Preset) -> dict[str, Any]:
+    return {"train": dataclasses.asdict(pretrain_config(preset)), "val_windows": VAL_WINDOWS,
+            "corpus": preset.sources.pretrain_corpus,
+            "corpus_sha256": data_fingerprint("corpus/train.jsonl")}
+
+
+def packed_corpus(tokenizer, seq_len: int):
+    """Train and validation windows of the shipped corpus, packed for causal-LM training."""
+    from .data import load_split
+    from .pretrain import pack_documents, tokenize_texts
+
+    windows = {}
+    for split in ("train", "val"):
+        texts = [row["text"] for row in load_split("corpus", split)]
+        windows[split] = pack_documents(tokenize_texts(tokenizer, texts), seq_len,
+                                        tokenizer.bos_token_id, tokenizer.eos_token_id)
+    return windows["train"], windows["val"][:VAL_WINDOWS]
+
+
+def _build_pretrain(ctx: StageContext) -> dict[str, Any]:
+    from .liveplot import LivePlot, in_notebook
+    from .models import load_model
+    from .pretrain import evaluate_loss, train_lm
+    from .tokenizer import load_tokenizer, save_tokenizer
+
+    cfg = pretrain_config(ctx.preset)
+    init = ctx.deps["init"].path
+    model, tok = load_model(init), load_tokenizer(init)
+    train, val = packed_corpus(tok, cfg.seq_len)
+    initial_val = evaluate_loss(model, val, cfg.batch_size, cfg.eval_batches)
+    plot = LivePlot("pretraining", "step", "loss") if in_notebook() else None
+
+    def redraw(h):
+        plot.update({"train": (h.step, h.loss), "validation": (h.val_step, h.val_loss)})
+
+    result = train_lm(model, train, val, cfg, checkpoint_dir=ctx.scratch, on_eval=redraw if plot else None)
+    model.save_pretrained(ctx.out)
+    save_tokenizer(tok, ctx.out)
+    (ctx.out / "history.json").write_text(json.dumps(dataclasses.asdict(result.history)))
+    return {"initial_val_loss": round(initial_val, 4), "final_val_loss": round(result.history.val_loss[-1], 4),
+            "final_train_loss": round(result.history.loss[-1], 4), "steps": result.steps,
+            "tokens_seen": result.tokens_seen, "train_windows": len(train),
+            "tokens_per_second": round(result.tokens_per_second, 1), "resumed_from_step": result.resumed_from_step}
+
+
+register(Stage(
+    name="pretrain",
+    description="Causal-LM pretraining on the corpus: packing, warm-up + cosine, resumable checkpoints.",
+    deps=("init",),
+    config=_pretrain_stage_config,
+    build=_build_pretrain,
+))

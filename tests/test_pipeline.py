@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lfm_helpers.pipeline import STAGES, load_stage, run_stage
-from lfm_helpers.presets import PRESETS, ModelSpec
+from lfm_helpers.presets import PRESETS, ModelSpec, TrainBudget
 
 SENTENCES = [
     "Anna ordered 3 lamps from the shop in Porto on 2024-05-02.",
@@ -139,3 +139,36 @@ def test_cli_runs_a_stage(small_data, runs_root):
     assert result["reused"] is False and result["metrics"]["vocab_size"] > 267
     again = json.loads(_cli("run", "tokenizer", env=env).stdout.split("\n", 1)[1])
     assert again["reused"] is True
+
+
+PRETRAIN = dataclasses.replace(SMALL, pretrain=TrainBudget(max_steps=6, batch_size=2, learning_rate=3e-3, seq_len=16,
+                                                           warmup_steps=1))
+
+
+def test_pretrain_stage_trains_and_records(small_data, runs_root):
+    art = run_stage("pretrain", PRETRAIN, log=_quiet)
+    m = art.metrics
+    assert m["steps"] == 6 and m["tokens_seen"] == 6 * 2 * 16
+    assert m["final_val_loss"] < m["initial_val_loss"]
+    history = json.loads((art.path / "history.json").read_text())
+    assert len(history["loss"]) == 6 and round(history["val_loss"][-1], 4) == m["final_val_loss"]
+    assert art.manifest["config"]["deps"]["init"] == run_stage("init", PRETRAIN, log=_quiet).config_hash
+    assert not (runs_root / "tiny" / ".scratch").exists() or not any((runs_root / "tiny" / ".scratch").iterdir())
+
+
+def test_interrupted_pretrain_stage_resumes(small_data, runs_root, monkeypatch):
+    import lfm_helpers.pretrain as pretrain
+
+    real = pretrain.train_lm
+
+    def interrupted(*args, **kwargs):
+        real(*args, **{**kwargs, "stop_after": 2})
+        raise KeyboardInterrupt  # the learner stopped the kernel after step 2
+
+    monkeypatch.setattr(pretrain, "train_lm", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("pretrain", PRETRAIN, log=_quiet)
+    assert not (runs_root / "tiny" / "pretrain").exists()  # no half-written artifact
+    monkeypatch.setattr(pretrain, "train_lm", real)
+    art = run_stage("pretrain", PRETRAIN, log=_quiet)
+    assert art.metrics["resumed_from_step"] == 2 and art.metrics["tokens_seen"] == 6 * 2 * 16
