@@ -81,6 +81,74 @@ class EvalBudget:
 
 
 @dataclass(frozen=True)
+class ProfileBudget:
+    """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
+
+    ``model`` is the LFM2 layout; the Gemma 3-style, Qwen3.5-style and full-attention models are
+    built at the same width, depth and heads and matched to its parameter count. Each context is
+    prefilled ``prefill_warmup`` times untimed, then ``prefill_repeats`` times timed (median);
+    then ``decode_tokens`` tokens are decoded one at a time from the last prefill's cache and
+    the median step after the first ``decode_warmup`` is the decode latency. ``threads=None``
+    uses torch's default (one per physical core); the value used is recorded with the results.
+    """
+
+    name: str
+    model: ModelSpec
+    vocab_size: int
+    sliding_window: int  # of the Gemma 3-style local layers (Gemma 3: 512)
+    contexts: tuple[int, ...]
+    prefill_warmup: int
+    prefill_repeats: int
+    decode_tokens: int
+    decode_warmup: int
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.contexts or sorted(self.contexts) != list(self.contexts) or self.contexts[0] < 1:
+            raise ValueError(f"contexts must be positive and increasing, got {self.contexts}")
+        longest = self.contexts[-1] + self.decode_tokens
+        if longest > self.model.max_position_embeddings:
+            raise ValueError(f"context {self.contexts[-1]} + {self.decode_tokens} decoded tokens exceeds "
+                             f"max_position_embeddings={self.model.max_position_embeddings}")
+        if self.prefill_repeats < 1 or self.decode_tokens <= self.decode_warmup:
+            raise ValueError("need at least one timed prefill and one timed decode step")
+
+
+@dataclass(frozen=True)
+class SweepBudget:
+    """The scaling sweep of notebook 03: every hidden size trained at every token budget.
+
+    The models keep the LFM2 layout of ``num_layers`` with attention at ``attention_layers`` and
+    grow in width only (``head_dim`` fixed, FFN ``ffn_ratio`` x hidden), so "size" is one knob.
+    Each run warms up for 10% of its steps and decays to the end of *its own* budget, as
+    Chinchilla's runs did: a run cut short of its schedule would overstate the loss.
+    """
+
+    hidden_sizes: tuple[int, ...] = (32, 64, 128)
+    token_budgets: tuple[int, ...] = (25_000, 50_000, 100_000)
+    num_layers: int = 4
+    attention_layers: tuple[int, ...] = (1, 3)
+    head_dim: int = 16
+    ffn_ratio: float = 2.5
+    seq_len: int = 128
+    batch_size: int = 8
+    learning_rate: float = 3e-3
+
+    def __post_init__(self) -> None:
+        if len(self.hidden_sizes) < 3 or len(self.token_budgets) < 3:
+            raise ValueError("a scaling fit needs at least 3 model sizes and 3 token budgets")
+        if any(h % self.head_dim for h in self.hidden_sizes):
+            raise ValueError(f"hidden sizes {self.hidden_sizes} must be multiples of head_dim {self.head_dim}")
+        if min(self.token_budgets) < self.seq_len * self.batch_size * 10:
+            raise ValueError("each token budget must cover at least 10 optimiser steps")
+
+
+#: A larger sweep for the command line (``python -m lfm_helpers sweep --size large``): about an
+#: hour on two CPU cores.
+LARGE_SWEEP = SweepBudget(hidden_sizes=(32, 64, 128, 192), token_budgets=(50_000, 100_000, 200_000, 400_000, 800_000))
+
+
+@dataclass(frozen=True)
 class Sources:
     """Where weights and data come from.
 
@@ -110,6 +178,8 @@ class Preset:
     pretrain: TrainBudget
     sft: TrainBudget
     eval: EvalBudget
+    profile: ProfileBudget
+    sweep: SweepBudget = SweepBudget()
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -127,6 +197,37 @@ class Preset:
         src = dataclasses.replace(self.sources, base_model=path_or_id, tokenizer=path_or_id)
         return dataclasses.replace(self, sources=src)
 
+
+#: Architecture profiles. ``small`` runs in well under a minute on two CPU cores: 8 layers (LFM2's
+#: 10 conv : 6 GQA halved to 5 : 3). ``realistic`` is the LFM2-350M layout (hidden 1024,
+#: attention at 2, 5, 8, 10, 12, 14 of 16 layers, 65,536 vocabulary) with Gemma 3's real 512-token
+#: window; it takes tens of minutes on a laptop CPU (``python -m lfm_helpers profile --size realistic``).
+PROFILE_SIZES: dict[str, ProfileBudget] = {
+    "small": ProfileBudget(
+        name="small",
+        model=ModelSpec(hidden_size=256, num_layers=8, attention_layers=(2, 5, 7), num_heads=4,
+                        num_kv_heads=2, intermediate_size=768, max_position_embeddings=8192),
+        vocab_size=2048,
+        sliding_window=128,
+        contexts=(128, 512, 2048),
+        prefill_warmup=1,
+        prefill_repeats=2,
+        decode_tokens=16,
+        decode_warmup=4,
+    ),
+    "realistic": ProfileBudget(
+        name="realistic",
+        model=ModelSpec(hidden_size=1024, num_layers=16, attention_layers=(2, 5, 8, 10, 12, 14), num_heads=16,
+                        num_kv_heads=8, intermediate_size=4608, max_position_embeddings=32768),
+        vocab_size=65536,
+        sliding_window=512,
+        contexts=(1024, 4096, 8192, 16384),
+        prefill_warmup=0,
+        prefill_repeats=1,
+        decode_tokens=10,
+        decode_warmup=2,
+    ),
+}
 
 _TINY = Preset(
     name="tiny",
@@ -146,6 +247,7 @@ _TINY = Preset(
     pretrain=TrainBudget(max_steps=600, batch_size=16, learning_rate=3e-3, seq_len=256, warmup_steps=30),
     sft=TrainBudget(max_steps=300, batch_size=16, learning_rate=1e-3, seq_len=384, warmup_steps=10),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
+    profile=PROFILE_SIZES["small"],
 )
 
 _COLAB = Preset(
@@ -172,6 +274,8 @@ _COLAB = Preset(
     pretrain=TrainBudget(max_steps=200, batch_size=8, learning_rate=5e-5, seq_len=1024, warmup_steps=20),
     sft=TrainBudget(max_steps=300, batch_size=8, learning_rate=5e-5, seq_len=1024, warmup_steps=20),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
+    # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
+    profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),
     use_unsloth=True,
     notes=("Unsloth is used when importable, else transformers + peft.",),
 )
@@ -183,6 +287,7 @@ _FULL = dataclasses.replace(
     pretrain=TrainBudget(max_steps=5000, batch_size=32, learning_rate=5e-5, seq_len=2048, warmup_steps=200),
     sft=TrainBudget(max_steps=3000, batch_size=32, learning_rate=5e-5, seq_len=2048, warmup_steps=100),
     eval=EvalBudget(num_examples=1000, max_new_tokens=512),
+    profile=PROFILE_SIZES["realistic"],
     use_unsloth=False,
     notes=(),
 )

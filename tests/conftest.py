@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+
 import pytest
+
+from lfm_helpers.presets import PRESETS, ModelSpec
 
 
 @pytest.fixture
@@ -29,3 +35,36 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for name, seconds in times.items():
             terminalreporter.write_line(f"{name:<28} {seconds:7.1f} s")
         terminalreporter.write_line(f"{'total':<28} {sum(times.values()):7.1f} s")
+
+
+SENTENCES = [
+    "Anna ordered 3 lamps from the shop in Porto on 2024-05-02.",
+    "The concert at the Blue Hall starts at 19:30; tickets cost 12.50 EUR.",
+    '{"name": "Ben", "city": "Lyon", "age": 41}',
+    "Ten days after 2024-03-25 is 2024-04-04.",
+    "12 km is 7.46 miles.",
+]
+
+
+@pytest.fixture
+def small_data(tmp_path, monkeypatch):
+    """A tiny corpus in the shipped layout, so the pipeline runs in a second."""
+    root = tmp_path / "data"
+    (root / "corpus").mkdir(parents=True)
+    files = {}
+    for split, n in (("train", 40), ("val", 4)):
+        rows = [{"kind": "demo", "text": f"{SENTENCES[i % 5]} (#{i})"} for i in range(n)]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (root / "corpus" / f"{split}.jsonl").write_text(text)
+        files[f"corpus/{split}.jsonl"] = {"sha256": hashlib.sha256(text.encode()).hexdigest(), "bytes": len(text)}
+    (root / "MANIFEST.json").write_text(json.dumps({"files": files}))
+    monkeypatch.setenv("LFM_DATA_DIR", str(root))
+    return root
+
+
+SMALL = dataclasses.replace(
+    PRESETS["tiny"],
+    vocab_size=320,
+    model=ModelSpec(hidden_size=32, num_layers=4, attention_layers=(1, 3), num_heads=4, num_kv_heads=2,
+                    intermediate_size=48, max_position_embeddings=128),
+)
