@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,17 +210,47 @@ def _pretrain_stage_config(preset: Preset) -> dict[str, Any]:
             "corpus_sha256": data_fingerprint("corpus/train.jsonl")}
 
 
-def packed_corpus(tokenizer, seq_len: int):
-    """Train and validation windows of the shipped corpus, packed for causal-LM training."""
-    from .data import load_split
-    from .pretrain import pack_documents, tokenize_texts
+def _tokens_config(preset: Preset) -> dict[str, Any]:
+    return {"corpus": preset.sources.pretrain_corpus,
+            "sha256": {split: data_fingerprint(f"corpus/{split}.jsonl") for split in ("train", "val")}}
 
-    windows = {}
+
+def _build_tokens(ctx: StageContext) -> dict[str, Any]:
+    import numpy as np
+
+    from .data import load_split
+    from .pretrain import document_stream, tokenize_texts
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(ctx.deps["tokenizer"].path)
+    sizes = {}
     for split in ("train", "val"):
         texts = [row["text"] for row in load_split("corpus", split)]
-        windows[split] = pack_documents(tokenize_texts(tokenizer, texts), seq_len,
-                                        tokenizer.bos_token_id, tokenizer.eos_token_id)
-    return windows["train"], windows["val"][:VAL_WINDOWS]
+        stream = document_stream(tokenize_texts(tok, texts), tok.bos_token_id, tok.eos_token_id)
+        np.save(ctx.out / f"{split}.npy", stream)
+        sizes[f"{split}_tokens"] = int(len(stream))
+    return sizes
+
+
+register(Stage(
+    name="tokens",
+    description="The corpus tokenised once: each document in bos/eos, one stream per split.",
+    deps=("tokenizer",),
+    config=_tokens_config,
+    build=_build_tokens,
+))
+
+
+def packed_corpus(preset: Preset, seq_len: int, *, log: Callable[[str], None] = print):
+    """Train and validation windows of the corpus (the ``tokens`` stage, cut to ``seq_len``)."""
+    import numpy as np
+
+    from .pretrain import stream_windows
+
+    art = run_stage("tokens", preset, log=log)
+    train = stream_windows(np.load(art.path / "train.npy"), seq_len)
+    val = stream_windows(np.load(art.path / "val.npy"), seq_len)
+    return train, val[:VAL_WINDOWS]
 
 
 def _build_pretrain(ctx: StageContext) -> dict[str, Any]:
@@ -231,7 +262,7 @@ def _build_pretrain(ctx: StageContext) -> dict[str, Any]:
     cfg = pretrain_config(ctx.preset)
     init = ctx.deps["init"].path
     model, tok = load_model(init), load_tokenizer(init)
-    train, val = packed_corpus(tok, cfg.seq_len)
+    train, val = packed_corpus(ctx.preset, cfg.seq_len)
     initial_val = evaluate_loss(model, val, cfg.batch_size, cfg.eval_batches)
     plot = LivePlot("pretraining", "step", "loss") if in_notebook() else None
 
@@ -251,7 +282,51 @@ def _build_pretrain(ctx: StageContext) -> dict[str, Any]:
 register(Stage(
     name="pretrain",
     description="Causal-LM pretraining on the corpus: packing, warm-up + cosine, resumable checkpoints.",
-    deps=("init",),
+    deps=("init", "tokens"),
     config=_pretrain_stage_config,
     build=_build_pretrain,
+))
+
+
+# --------------------------------------------------------------------------- base stage
+def _base_config(preset: Preset) -> dict[str, Any]:
+    from .base import BASE_MANIFEST, read_shipped_base, shipped_base_dir
+
+    if preset.base_pretrain is None:
+        return {"source": preset.sources.base_model}
+    read_shipped_base(preset)  # fails clearly when it is missing or altered
+    return {"source": "shipped", "manifest": (shipped_base_dir(preset) / BASE_MANIFEST).read_text()}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # checkpoints can be large: share the bytes when the filesystem allows
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _build_base(ctx: StageContext) -> dict[str, Any]:
+    from .base import BASE_MANIFEST, check_base_matches, read_shipped_base, shipped_base_dir
+
+    if ctx.preset.base_pretrain is None:
+        source = ctx.deps["init"].path
+        metrics: dict[str, Any] = {"source": ctx.preset.sources.base_model}
+    else:
+        manifest = read_shipped_base(ctx.preset)
+        check_base_matches(manifest, data_fingerprint("corpus/train.jsonl"),
+                           ctx.deps["tokenizer"].path / "tokenizer.json")
+        source = shipped_base_dir(ctx.preset)
+        metrics = {"source": "shipped", **manifest["metrics"]}
+    for f in sorted(source.iterdir()):
+        if f.is_file() and f.name not in ("manifest.json", BASE_MANIFEST):
+            _link_or_copy(f, ctx.out / f.name)
+    return metrics
+
+
+register(Stage(
+    name="base",
+    description="The base model post-training starts from: the shipped long-pretrained tiny base, or the checkpoint.",
+    deps=("tokenizer", "init"),
+    config=_base_config,
+    build=_build_base,
 ))

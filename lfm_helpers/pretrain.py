@@ -19,6 +19,7 @@ teacher, a difficulty-ordered curriculum): one epoch-shuffled corpus, no distill
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -72,20 +74,25 @@ class PretrainConfig:
 
 
 # --------------------------------------------------------------------------- data
-def pack_documents(token_lists: Iterable[Sequence[int]], seq_len: int, bos_id: int, eos_id: int) -> torch.Tensor:
-    """Wrap each document in bos/eos, concatenate, and cut into ``[n, seq_len]`` windows.
-
-    The incomplete last window is dropped. Raises if the documents do not fill one window.
-    """
-    stream: list[int] = []
+def document_stream(token_lists: Iterable[Sequence[int]], bos_id: int, eos_id: int) -> np.ndarray:
+    """Every document wrapped in bos/eos, concatenated into one int32 stream."""
+    pieces = []
     for ids in token_lists:
-        stream.append(bos_id)
-        stream.extend(ids)
-        stream.append(eos_id)
+        pieces.extend(([bos_id], ids, [eos_id]))
+    return np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int32)
+
+
+def stream_windows(stream: np.ndarray, seq_len: int) -> torch.Tensor:
+    """Cut a token stream into ``[n, seq_len]`` windows, dropping the incomplete last one."""
     n = len(stream) // seq_len
     if n == 0:
         raise ValueError(f"{len(stream)} tokens do not fill one window of {seq_len}")
-    return torch.tensor(stream[: n * seq_len], dtype=torch.long).view(n, seq_len)
+    return torch.from_numpy(stream[: n * seq_len].astype(np.int64)).view(n, seq_len)
+
+
+def pack_documents(token_lists: Iterable[Sequence[int]], seq_len: int, bos_id: int, eos_id: int) -> torch.Tensor:
+    """Wrap each document in bos/eos, concatenate, and cut into ``[n, seq_len]`` windows."""
+    return stream_windows(document_stream(token_lists, bos_id, eos_id), seq_len)
 
 
 def tokenize_texts(tokenizer, texts: Sequence[str], batch_size: int = 2000) -> list[list[int]]:
@@ -246,3 +253,11 @@ def train_lm(
     bar.close()
     return TrainResult(step, tokens, done_here * cfg.tokens_per_step, history, time.perf_counter() - start,
                        resumed_from)
+
+
+def unigram_entropy(windows: torch.Tensor, vocab_size: int) -> float:
+    """Entropy (nats/token) of the corpus' token frequencies: the loss of the best model that
+    ignores context. A language model has learned something only once it is clearly below."""
+    counts = torch.bincount(windows.flatten(), minlength=vocab_size).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log()).sum())

@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 from tqdm.auto import tqdm
 
 from .artifacts import artifact_dir, ensure_artifact
@@ -85,7 +85,7 @@ def run_sweep(preset: Preset, budget: SweepBudget | None = None, *, tokenizer_ar
         def build(out, spec=spec, cfg=cfg):
             nonlocal windows
             if windows is None:
-                windows = packed_corpus(tokenizer, budget.seq_len)
+                windows = packed_corpus(preset, budget.seq_len, log=log)
             train, val = windows
             model = build_model(tiny_lfm2_config(dataclasses.replace(preset, model=spec),
                                                  vocab_size=len(tokenizer)), seed=preset.seed)
@@ -112,8 +112,7 @@ def points_table(points: list[SweepPoint]):
     return pd.DataFrame(rows)
 
 
-def sweep_arrays(points: list[SweepPoint]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(N, D, L)`` as float64 tensors, the input of the scaling-law fit."""
-    as_tensor = lambda xs: torch.tensor(xs, dtype=torch.float64)  # noqa: E731
-    return (as_tensor([p.params for p in points]), as_tensor([p.tokens for p in points]),
-            as_tensor([p.val_loss for p in points]))
+def sweep_arrays(points: list[SweepPoint]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(N, D, L)`` as float arrays, the input of ``scaling.fit_scaling_law``."""
+    return (np.array([p.params for p in points], dtype=float), np.array([p.tokens for p in points], dtype=float),
+            np.array([p.val_loss for p in points], dtype=float))

@@ -114,3 +114,31 @@ def trainer_throughput(model, windows: torch.Tensor, cfg: PretrainConfig, *, ste
     run_s = times["end"] - times["mid"]
     return ThroughputResult("transformers.Trainer", steps * cfg.tokens_per_step / run_s, steps,
                             times["mid"] - times["begin"], torch.get_num_threads())
+
+
+def benchmark_pretraining(preset, *, steps: int = 20, warmup: int = 3, compile: bool = True) -> list[ThroughputResult]:
+    """Tokens/s of ``transformers.Trainer`` and of the course loop's settings, on the preset's
+    untrained model, its pretraining batch and the shipped corpus. The first row is the baseline."""
+    from .models import load_model
+    from .pipeline import packed_corpus, pretrain_config, run_stage
+
+    cfg = pretrain_config(preset)
+    init = run_stage("init", preset).path
+    windows, _ = packed_corpus(preset, cfg.seq_len)
+    results = [trainer_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup),
+               loop_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup)]
+    results.append(loop_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup, threads=1))
+    if compile:
+        results.append(loop_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup, threads=1,
+                                       compile=True))
+    return results
+
+
+def format_benchmark(results: list[ThroughputResult]) -> str:
+    """A table of tokens/s with the speed-up over the first row (the baseline)."""
+    base = results[0].tokens_per_second
+    lines = [f"{'loop':<40} {'tokens/s':>9} {'speed-up':>8} {'warm-up s':>9}"]
+    for r in results:
+        lines.append(f"{r.name:<40} {r.tokens_per_second:>9.0f} {r.tokens_per_second / base:>7.2f}x "
+                     f"{r.warmup_seconds:>9.1f}")
+    return "\n".join(lines)

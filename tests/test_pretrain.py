@@ -12,6 +12,7 @@ from lfm_helpers.pretrain import (
     lr_multiplier,
     pack_documents,
     train_lm,
+    unigram_entropy,
 )
 
 SMALL = dataclasses.replace(
@@ -101,3 +102,9 @@ def test_wrong_window_length_is_an_error():
     train, val = _data()
     with pytest.raises(ValueError, match="seq_len"):
         train_lm(_model(), train[:, :8], val, CFG, progress=False)
+
+
+def test_unigram_entropy():
+    uniform = torch.arange(8).repeat(10).view(10, 8)
+    assert unigram_entropy(uniform, 8) == pytest.approx(torch.log(torch.tensor(8.0)).item())
+    assert unigram_entropy(torch.zeros(4, 4, dtype=torch.long), 8) == pytest.approx(0.0)
