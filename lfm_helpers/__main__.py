@@ -4,7 +4,12 @@
 - ``presets``: list the presets and what they are for;
 - ``stages``: list the pipeline stages;
 - ``run STAGE [--preset NAME] [--force]``: build a stage (and what it needs) into ``runs/``;
-- ``course [NOTEBOOK ...]``: execute the notebooks in order and print a summary.
+- ``course [NOTEBOOK ...]``: execute the notebooks in order and print a summary;
+- ``profile [--size realistic] [--contexts N ...]``: profile LFM2 against sliding-window attention,
+  gated DeltaNet and full attention on this CPU (notebook 01) and print the table;
+- ``sweep [--size large]``: train the scaling sweep and fit a scaling law (notebook 03);
+- ``benchmark``: pretraining tokens/s of the course loop against ``transformers.Trainer``;
+- ``ship-base``: run the long base pretraining and ship it in ``data/base/<preset>/``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import argparse
 import json
 import sys
 
-from .presets import PRESETS
+from .presets import PRESETS, PROFILE_SIZES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +36,22 @@ def main(argv: list[str] | None = None) -> int:
     p_course = sub.add_parser("course", help="execute the notebooks and print a summary")
     p_course.add_argument("notebooks", nargs="*", help="notebook paths (default: all, in order)")
     p_course.add_argument("--preset", default=None)
+    p_prof = sub.add_parser("profile", help="profile the four architectures on this CPU (notebook 01)")
+    p_prof.add_argument("--preset", default=None, help="whose profile budget and runs/ folder (default: $LFM_PRESET or tiny)")
+    p_prof.add_argument("--size", default=None, choices=sorted(PROFILE_SIZES),
+                        help="a named budget instead of the preset's (realistic: LFM2-350M layout, up to 16k tokens)")
+    p_prof.add_argument("--contexts", type=int, nargs="+", default=None, help="context lengths to profile")
+    p_prof.add_argument("--architectures", nargs="+", default=None, help="a subset of lfm2 gemma3 qwen3_5 gqa")
+    p_prof.add_argument("--force", action="store_true", help="profile again even if a stored table matches")
+    p_sweep = sub.add_parser("sweep", help="train the scaling sweep (notebook 03) and fit a scaling law")
+    p_sweep.add_argument("--preset", default=None)
+    p_sweep.add_argument("--size", choices=("preset", "large"), default="preset",
+                         help="the preset's sweep, or the larger one (about an hour on two cores)")
+    p_bench = sub.add_parser("benchmark", help="pretraining tokens/s: the course loop against transformers.Trainer")
+    p_bench.add_argument("--preset", default=None)
+    p_bench.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    p_ship = sub.add_parser("ship-base", help="run the long base pretraining and ship it in data/base/<preset>/")
+    p_ship.add_argument("--preset", default=None)
     args, rest = parser.parse_known_args(argv)
     if args.command == "data":
         from .data.generate import main as data_main
@@ -72,6 +93,47 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         runs = run_course([Path(n) for n in args.notebooks] or None, preset=preset)
         return 0 if all(r.ok for r in runs) else 1
+    if args.command == "profile":
+        import time
+
+        from .profiling import format_profile_table, run_profile
+
+        start = time.perf_counter()
+        try:
+            run = run_profile(args.preset, size=args.size, contexts=tuple(args.contexts or ()) or None,
+                              architectures=tuple(args.architectures or ()) or None, force=args.force)
+        except (ValueError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(format_profile_table(run.table))
+        print(f"threads: {run.metrics['threads']}  memory: {run.metrics['memory_method']}")
+        print("kernels:", ", ".join(f"{k}: {v}" for k, v in run.metrics["kernels"].items()))
+        print(f"table: {run.path / 'profile.csv'} ({'reused' if run.reused else 'measured'}; "
+              f"{time.perf_counter() - start:.0f} s)")
+        return 0
+    if args.command == "sweep":
+        from .presets import LARGE_SWEEP, load_preset
+        from .scaling import fit_scaling_law
+        from .sweep import points_table, run_sweep, sweep_arrays
+
+        preset = load_preset(args.preset)
+        points = run_sweep(preset, LARGE_SWEEP if args.size == "large" else None)
+        print(points_table(points).to_string(index=False))
+        print(fit_scaling_law(*sweep_arrays(points)))
+        return 0
+    if args.command == "benchmark":
+        from .presets import load_preset
+        from .throughput import benchmark_pretraining, format_benchmark
+
+        print(format_benchmark(benchmark_pretraining(load_preset(args.preset), steps=args.steps)))
+        return 0
+    if args.command == "ship-base":
+        from .base import ship_base
+        from .presets import load_preset
+
+        preset = load_preset(args.preset)
+        print(f"shipped: {ship_base(preset, command=f'python -m lfm_helpers ship-base --preset {preset.name}')}")
+        return 0
     return 2  # unreachable: argparse requires a command
 
 

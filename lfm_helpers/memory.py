@@ -9,8 +9,9 @@ be streamed through memory". This module answers the first half from a model's c
   weights, so they cost a little more than their nominal width: GGUF's ``q8_0`` keeps 32 int8
   weights and one fp16 scale in 34 bytes (8.5 bits per weight) and ``q4_0`` 32 4-bit weights and
   one fp16 scale in 18 bytes (4.5 bits per weight);
-- attention layers keep a KV cache that grows with the context; LFM2's convolution layers keep a
-  constant state of ``hidden_size x conv_L_cache`` values, whatever the context.
+- attention layers keep a KV cache that grows with the context (sliding-window layers only up to
+  their window); LFM2's convolution layers keep a constant state of ``hidden_size x conv_L_cache``
+  values, and gated DeltaNet layers a constant matrix per head (:func:`decode_state_bytes`).
 
 Simplified: activations, the runtime's own buffers and the OS are left out, so real usage is
 somewhat higher than these figures.
@@ -61,23 +62,67 @@ def weight_bytes(n_params: int, precision: str) -> float:
     return n_params * PRECISION_BITS[precision] / 8
 
 
-def _layer_counts(config: PretrainedConfig) -> tuple[int, int]:
-    types = list(getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers)
-    n_attn = sum(t in ("full_attention", "attention") for t in types)
-    return n_attn, len(types) - n_attn
+def layer_types_of(config: PretrainedConfig) -> list[str]:
+    """Each layer's type (``"conv"``, ``"full_attention"``, ``"sliding_attention"``, ...); configs
+    without ``layer_types`` are all full attention."""
+    return list(getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers)
+
+
+def head_dim_of(config: PretrainedConfig) -> int:
+    """The attention head width (explicit in Gemma 3 and Qwen3 configs, else hidden / heads)."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def deltanet_dims(config: PretrainedConfig) -> tuple[int, int, int, int, int]:
+    """(value heads, key head dim, value head dim, conv channels, conv kernel) of a gated DeltaNet layer."""
+    key_dim = config.linear_num_key_heads * config.linear_key_head_dim
+    value_dim = config.linear_num_value_heads * config.linear_value_head_dim
+    return (config.linear_num_value_heads, config.linear_key_head_dim, config.linear_value_head_dim,
+            2 * key_dim + value_dim, config.linear_conv_kernel_dim)
+
+
+def decode_state_bytes(config: PretrainedConfig, context: int, *, batch: int = 1,
+                       bytes_per_value: int = 4) -> dict[str, int]:
+    """What a model must keep to decode the next token after ``context`` tokens, by kind.
+
+    - ``kv``: attention keys and values, ``2 x kv_heads x head_dim`` values per token and layer.
+      A global layer keeps every token; a sliding-window layer at most ``window - 1`` of them
+      (transformers keeps ``window - 1``: with the new token that makes a window);
+    - ``conv``: a convolution's last inputs, ``channels x kernel`` per layer, constant. LFM2's
+      conv layers have ``hidden x 3``; DeltaNet layers convolve q, k and v with a kernel of 4;
+    - ``recurrent``: gated DeltaNet's state, a ``key_dim x value_dim`` matrix per head, constant.
+
+    ``bytes_per_value`` is 4 for float32 (what the profile runs) and 2 for bf16.
+    """
+    parts = {"kv": 0, "conv": 0, "recurrent": 0}
+    kv_per_token = 2 * config.num_key_value_heads * head_dim_of(config)
+    for kind in layer_types_of(config):
+        if kind == "full_attention":
+            parts["kv"] += kv_per_token * context
+        elif kind == "sliding_attention":
+            parts["kv"] += kv_per_token * min(context, config.sliding_window - 1)
+        elif kind == "conv":
+            parts["conv"] += config.hidden_size * config.conv_L_cache
+        elif kind == "linear_attention":
+            heads, dk, dv, channels, kernel = deltanet_dims(config)
+            parts["conv"] += channels * kernel
+            parts["recurrent"] += heads * dk * dv
+        else:
+            raise ValueError(f"no state formula for layer type {kind!r}")
+    return {k: v * batch * bytes_per_value for k, v in parts.items()}
 
 
 def kv_cache_bytes(config: PretrainedConfig, context: int, *, batch: int = 1, bytes_per_value: int = 2) -> int:
-    """KV cache of the attention layers at ``context`` tokens: 2 (K and V) x layers x kv heads x head dim."""
-    n_attn, _ = _layer_counts(config)
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return 2 * n_attn * config.num_key_value_heads * head_dim * context * batch * bytes_per_value
+    """Attention keys and values after ``context`` tokens (bf16 by default): the part that grows."""
+    return decode_state_bytes(config, context, batch=batch, bytes_per_value=bytes_per_value)["kv"]
 
 
 def conv_state_bytes(config: PretrainedConfig, *, batch: int = 1, bytes_per_value: int = 2) -> int:
-    """Decode state of LFM2's short-convolution layers: ``hidden x conv_L_cache`` each, constant in context."""
-    _, n_conv = _layer_counts(config)
-    return n_conv * config.hidden_size * getattr(config, "conv_L_cache", 0) * batch * bytes_per_value
+    """Convolution and recurrent state (bf16 by default): constant, whatever the context.
+
+    For LFM2 that is ``hidden x conv_L_cache`` per short-convolution layer."""
+    state = decode_state_bytes(config, 1, batch=batch, bytes_per_value=bytes_per_value)
+    return state["conv"] + state["recurrent"]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+import numpy as np
 
 from .memory import MemoryRow
+from .scaling import check_runs, compute_optimal, isoflop_curve
 
 
 def plot_memory_budget(rows: list[MemoryRow], *, ax=None):
@@ -24,4 +27,158 @@ def plot_memory_budget(rows: list[MemoryRow], *, ax=None):
     ax.set_title("Memory to run one sequence (green: fits the budget, red: does not)")
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
+def _context_axes(ax, contexts, values) -> None:
+    """Contexts on a log-2 x axis labelled as plain numbers (2048, not 2^11); values on a log y axis
+    when they span more than a decade, else a linear one (a log axis over 7-15 ms shows one tick)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(set(contexts)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%d"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    values = [v for v in values if v > 0]
+    if values and max(values) > 10 * min(values):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 1, 2, 5, 10, 20, ...
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _by_architecture(table):
+    """Rows of a tidy table grouped by architecture, in the order they first appear."""
+    return [(arch, table[table["architecture"] == arch].sort_values("context"))
+            for arch in dict.fromkeys(table["architecture"])]
+
+
+def plot_profile_latency(table, *, axes=None):
+    """Prefill time and per-token decode time against context (log scale), one line per architecture."""
+    if table.empty:
+        raise ValueError("no rows to plot")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    threads = int(table["threads"].iloc[0])
+    for arch, rows in _by_architecture(table):
+        axes[0].plot(rows["context"], rows["prefill_s"], marker="o", label=arch)
+        axes[1].plot(rows["context"], rows["decode_ms"], marker="o", label=arch)
+    for ax, title, unit in ((axes[0], "Prefill (whole prompt)", "seconds"),
+                            (axes[1], "Decode (one token, median)", "ms per token")):
+        _context_axes(ax, table["context"], table["prefill_s" if ax is axes[0] else "decode_ms"])
+        ax.set_xlabel("context (tokens)")
+        ax.set_ylabel(unit)
+        ax.set_title(f"{title}, {threads} CPU threads", fontsize=10)
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_cache_bytes(table, analytical=None, *, ax=None):
+    """Decode cache/state in MB against context: measured points from the profile, and, if given,
+    the analytical curve of each architecture (``profiling.analytical_table``) as a dashed line."""
+    if table.empty:
+        raise ValueError("no rows to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for i, (arch, rows) in enumerate(_by_architecture(table)):
+        color = f"C{i}"
+        ax.plot(rows["context"], rows["cache_bytes"] / 1e6, "o", color=color, label=f"{arch} (measured)")
+        if analytical is not None:
+            curve = analytical[analytical["architecture"] == arch].sort_values("context")
+            ax.plot(curve["context"], curve["state_bytes"] / 1e6, "--", color=color, alpha=0.8)
+    curves = table if analytical is None else analytical
+    values = table["cache_bytes"] if analytical is None else analytical["state_bytes"]
+    _context_axes(ax, curves["context"], values)
+    ax.tick_params(axis="x", labelsize=8, labelrotation=45)
+    ax.set_xlabel("context (tokens)")
+    ax.set_ylabel("decode cache / state (MB, float32)")
+    ax.set_title("What each design keeps to decode the next token\n(points: read from the cache object; dashed: formula)",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_cache_at_scale(table, *, budget_gb: float = 1.0, ax=None):
+    """Stacked bars per real model and context (``profiling.cache_at_scale``): weights, KV cache and
+    constant states, against the device budget."""
+    if table.empty:
+        raise ValueError("no rows to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.8))
+    labels = [f"{r.model}\n{r.context // 1024}k tokens" for r in table.itertuples()]
+    weights = table["weights_gb"].to_numpy()
+    kv = table["kv_gb"].to_numpy()
+    states = (table["conv_gb"] + table["recurrent_gb"]).to_numpy()
+    ax.bar(labels, weights, color="tab:blue", alpha=0.8, label=f"weights ({table['precision'].iloc[0]})")
+    ax.bar(labels, kv, bottom=weights, color="tab:orange", label="KV cache")
+    ax.bar(labels, states, bottom=weights + kv, color="tab:green", label="conv / recurrent state")
+    ax.axhline(budget_gb, color="black", linestyle="--", label=f"{budget_gb:g} GB budget")
+    ax.set_ylabel("GB")
+    ax.set_title("Weights + decode state for one sequence, real configs", fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_scaling_fit(N, D, L, law, *, ax=None):
+    """Observed final losses against tokens, one colour per model size, with the fitted law's curves.
+
+    Lines: for each distinct size, the observed points (markers) then the law's curve ``L(N, D)``
+    over the budgets (from half the smallest to twice the largest), so a sweep of 3 sizes gives 6.
+    """
+    N, D, L = check_runs(N, D, L)  # the same validation as the fit, with the same messages
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.2))
+    D_grid = np.geomspace(D.min() / 2, D.max() * 2, 200)
+    for i, size in enumerate(np.unique(N)):
+        runs = N == size
+        ax.plot(D[runs], L[runs], "o", color=f"C{i}", label=f"N = {size:.3g} (runs)")
+        ax.plot(D_grid, law.loss(size, D_grid), "-", color=f"C{i}", alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_xlabel("training tokens D")
+    ax.set_ylabel("final loss (nats/token)")
+    ax.set_title(f"Runs (points) and {law.name} (lines)\n"
+                 f"E={law.E:.3g}, A={law.A:.3g}, B={law.B:.3g}, alpha={law.alpha:.3f}, beta={law.beta:.3f}",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_isoflop(law, budgets, *, span: float = 30.0, ax=None):
+    """IsoFLOP valleys: the law's loss against model size at each fixed FLOP budget ``C = 6ND``.
+
+    Each curve covers sizes from ``N_opt / span`` to ``N_opt * span``; a last line joins the
+    compute-optimal points (the valleys' minima). Lines: one per budget, then the optima.
+    """
+
+    budgets = np.asarray(budgets, dtype=float)
+    if budgets.ndim != 1 or len(budgets) == 0:
+        raise ValueError("budgets must be a non-empty sequence of FLOP counts")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.2))
+    N_opt, D_opt = compute_optimal(law, budgets)
+    for i, (C, n) in enumerate(zip(budgets, N_opt)):
+        N, _, L = isoflop_curve(law, C, np.geomspace(n / span, n * span, 200))
+        ax.plot(N, L, color=f"C{i}", label=f"C = {C:.0e} FLOPs")
+    ax.plot(N_opt, law.loss(N_opt, D_opt), "k--o", markersize=4, label="compute-optimal N")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N (tokens D = C / 6N)")
+    ax.set_ylabel("predicted loss (nats/token)")
+    ax.set_title(f"IsoFLOP curves, {law.name}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_training_history(history: dict, *, reference: dict[str, float] | None = None, ax=None):
+    """Training loss per step and validation loss per evaluation, with optional horizontal
+    reference lines (for example the corpus' unigram entropy)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(history["step"], history["loss"], label="train", alpha=0.7)
+    ax.plot(history["val_step"], history["val_loss"], "o-", label="validation")
+    for name, value in (reference or {}).items():
+        ax.axhline(value, linestyle="--", color="gray")
+        ax.annotate(name, (history["step"][-1], value), ha="right", va="bottom", fontsize=8)
+    ax.set(xlabel="step", ylabel="loss (nats/token)", title="pretraining")
+    ax.legend()
     return ax

@@ -57,3 +57,13 @@ def test_decode_speed_bound():
     assert decode_speed_bound(1e9, 100) == pytest.approx(100.0)
     with pytest.raises(ValueError):
         decode_speed_bound(0, 10)
+
+
+def test_sliding_window_layers_are_counted_up_to_their_window():
+    gemma = load_public_config("Gemma-3-270M")
+    per_token = 2 * gemma.num_key_value_heads * gemma.head_dim * 2  # K and V, bf16
+    n_global = gemma.layer_types.count("full_attention")
+    n_local = gemma.layer_types.count("sliding_attention")
+    assert n_local > 0
+    expected = per_token * (n_global * 32768 + n_local * (gemma.sliding_window - 1))
+    assert kv_cache_bytes(gemma, 32768) == expected
