@@ -61,6 +61,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def install_folder(tmp: Path, target: Path) -> None:
+    """Put the fully written folder ``tmp`` at ``target`` by renames, replacing what was there.
+
+    The old folder is moved aside first and removed only after the new one is in place, so at
+    every moment ``target`` is either the old complete folder or the new one.
+    """
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def artifact_dir(preset: str, stage: str, root: Path | None = None) -> Path:
     """Where ``stage`` of ``preset`` lives: ``<root>/<preset>/<stage>`` (root: ``runs_dir()``)."""
     return Path(root or runs_dir()) / preset / stage
@@ -155,13 +170,7 @@ def write_artifact(
             "files": _file_sizes(tmp),
         }
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        install_folder(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .artifacts import ArtifactError, atomic_write_text
+from .artifacts import ArtifactError, atomic_write_text, install_folder
 from .paths import data_dir
 from .presets import Preset
 
@@ -84,13 +83,7 @@ def ship_base(preset: Preset, *, command: str, log=print) -> Path:
             "files": {f.name: _sha256(f) for f in sorted(tmp.iterdir())},
         }
         atomic_write_text(tmp / BASE_MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old)
+        install_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

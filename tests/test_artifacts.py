@@ -116,3 +116,16 @@ def test_atomic_write_text_replaces_whole_file(tmp_path):
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert [p.name for p in target.parent.iterdir()] == ["b.json"]
+
+
+def test_install_folder_replaces_whole_folders(tmp_path):
+    from lfm_helpers.artifacts import install_folder
+
+    target = tmp_path / "t"
+    for content in ("first", "second"):
+        new = tmp_path / f".t.tmp-{content}"
+        new.mkdir()
+        (new / "f.txt").write_text(content)
+        install_folder(new, target)
+        assert (target / "f.txt").read_text() == content and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]  # the old folder was removed
