@@ -175,6 +175,25 @@ class TrainResult:
         return self.tokens_this_run / self.train_seconds if self.train_seconds > 0 else float("nan")
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, windows: torch.Tensor, step: int,
+               cfg: PretrainConfig, forward: Callable | None = None) -> tuple[float, float]:
+    """One optimiser step on batch ``step``: scheduled learning rate, forward/backward, clipping.
+
+    Returns ``(loss, lr)``. ``forward`` replaces ``model`` for the forward pass (a compiled
+    model, in the throughput benchmark); the parameters updated are always ``model``'s.
+    """
+    lr = cfg.learning_rate * lr_multiplier(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    x = windows[batch_indices(step, len(windows), cfg.batch_size, cfg.seed)]
+    loss = (forward or model)(input_ids=x, labels=x).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item(), lr
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -225,18 +244,10 @@ def train_lm(
     start = time.perf_counter()
     done_here = 0
     while step < cfg.max_steps:
-        lr = cfg.learning_rate * lr_multiplier(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = train_windows[batch_indices(step, len(train_windows), cfg.batch_size, cfg.seed)]
-        loss = model(input_ids=x, labels=x).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step, tokens, done_here = step + 1, tokens + x.numel(), done_here + 1
+        loss, lr = train_step(model, optimizer, train_windows, step, cfg)
+        step, tokens, done_here = step + 1, tokens + cfg.tokens_per_step, done_here + 1
         history.step.append(step)
-        history.loss.append(loss.item())
+        history.loss.append(loss)
         history.lr.append(lr)
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             history.val_step.append(step)
@@ -245,7 +256,7 @@ def train_lm(
                 on_eval(history)
         elapsed = time.perf_counter() - start
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{done_here * cfg.tokens_per_step / elapsed:.0f}")
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{done_here * cfg.tokens_per_step / elapsed:.0f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or done_here == stop_after:
             checkpoint()
         if done_here == stop_after:

@@ -52,7 +52,7 @@ def sweep_model_spec(budget: SweepBudget, hidden: int) -> ModelSpec:
                      intermediate_size=int(budget.ffn_ratio * hidden), max_position_embeddings=budget.seq_len)
 
 
-def run_config(budget: SweepBudget, hidden: int, tokens: int, seed: int) -> PretrainConfig:
+def run_config(budget: SweepBudget, tokens: int, seed: int) -> PretrainConfig:
     """The pretraining config of one run: as many steps as the token budget buys."""
     steps = math.ceil(tokens / (budget.batch_size * budget.seq_len))
     return PretrainConfig(max_steps=steps, batch_size=budget.batch_size, seq_len=budget.seq_len,
@@ -60,7 +60,7 @@ def run_config(budget: SweepBudget, hidden: int, tokens: int, seed: int) -> Pret
                           eval_every=steps, eval_batches=8, checkpoint_every=steps, seed=seed)
 
 
-def run_sweep(preset: Preset, budget: SweepBudget | None = None, *, tokenizer_artifact=None,
+def run_sweep(preset: Preset, budget: SweepBudget | None = None, *,
               log=print) -> list[SweepPoint]:
     """Train (or reuse) every ``hidden x tokens`` run of ``budget`` and return the points.
 
@@ -71,14 +71,14 @@ def run_sweep(preset: Preset, budget: SweepBudget | None = None, *, tokenizer_ar
     from .tokenizer import load_tokenizer
 
     budget = budget or preset.sweep
-    tok_art = tokenizer_artifact or run_stage("tokenizer", preset, log=log)
+    tok_art = run_stage("tokenizer", preset, log=log)
     tokenizer = load_tokenizer(tok_art.path)
     windows = None
     points = []
     grid = [(h, t) for h in budget.hidden_sizes for t in budget.token_budgets]
     for hidden, tokens in tqdm(grid, desc="scaling sweep", unit="run"):
         spec = sweep_model_spec(budget, hidden)
-        cfg = run_config(budget, hidden, tokens, preset.seed)
+        cfg = run_config(budget, tokens, preset.seed)
         config = {"model": dataclasses.asdict(spec), "train": dataclasses.asdict(cfg),
                   "tokenizer": tok_art.config_hash, "corpus_sha256": data_fingerprint("corpus/train.jsonl")}
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .pretrain import PretrainConfig, batch_indices, lr_multiplier, make_optimizer
+from .pretrain import PretrainConfig, make_optimizer, train_step
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _timed_steps(step_fn, steps: int, warmup: int) -> tuple[float, float]:
 
 def loop_throughput(model, windows: torch.Tensor, cfg: PretrainConfig, *, steps: int = 20, warmup: int = 3,
                     threads: int | None = None, compile: bool = False) -> ThroughputResult:
-    """Tokens/s of the course's training step (the body of :func:`~lfm_helpers.pretrain.train_lm`)."""
+    """Tokens/s of the course's training step (:func:`~lfm_helpers.pretrain.train_step`, as ``train_lm`` runs it)."""
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -56,16 +56,7 @@ def loop_throughput(model, windows: torch.Tensor, cfg: PretrainConfig, *, steps:
         optimizer = make_optimizer(model, cfg)
         forward = torch.compile(model) if compile else model
 
-        def step(i: int) -> None:
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.learning_rate * lr_multiplier(i, cfg)
-            x = windows[batch_indices(i, len(windows), cfg.batch_size, cfg.seed)]
-            forward(input_ids=x, labels=x).loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        warm_s, run_s = _timed_steps(step, steps, warmup)
+        warm_s, run_s = _timed_steps(lambda i: train_step(model, optimizer, windows, i, cfg, forward), steps, warmup)
         name = f"course loop ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}" \
                f"{', torch.compile' if compile else ''})"
         return ThroughputResult(name, steps * cfg.tokens_per_step / run_s, steps, warm_s, torch.get_num_threads())

@@ -20,7 +20,7 @@ def test_budget_validation():
 def test_model_spec_and_steps():
     spec = sweep_model_spec(BUDGET, 48)
     assert spec.hidden_size == 48 and spec.num_heads == 3 and spec.intermediate_size == 120
-    assert run_config(BUDGET, 48, 2560, seed=0).max_steps == 20
+    assert run_config(BUDGET, 2560, seed=0).max_steps == 20
 
 
 @pytest.mark.slow
