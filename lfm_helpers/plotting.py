@@ -182,3 +182,62 @@ def plot_training_history(history: dict, *, reference: dict[str, float] | None =
     ax.set(xlabel="step", ylabel="loss (nats/token)", title="pretraining")
     ax.legend()
     return ax
+
+
+#: Colours of the parameter-budget parts (``lfm_helpers.budget.PARTS``), the vocabulary's in red.
+_PART_COLORS = {"embedding": "tab:red", "output_head": "lightcoral", "attention": "tab:blue",
+                "convolution": "tab:green", "linear_attention": "tab:purple", "mlp": "tab:orange", "norms": "tab:gray"}
+
+
+def plot_parameter_budgets(table, *, ax=None):
+    """One horizontal bar per model (``budget.budget_table``): each part's share of the parameters,
+    stacked to 100%, with the embedding share written on each bar. Parts no model has are left out."""
+    if table.empty:
+        raise ValueError("no rows to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.2))
+    parts = [p for p in _PART_COLORS if p in table and table[p].sum() > 0]
+    labels = [f"{r.model} ({r.total / 1e6:,.0f}M)" for r in table.itertuples()]
+    left = np.zeros(len(table))
+    for part in parts:
+        share = 100 * table[part].to_numpy() / table["total"].to_numpy()
+        ax.barh(labels, share, left=left, color=_PART_COLORS[part], label=part.replace("_", " "))
+        left += share
+    for y, pct in enumerate(table["embedding_pct"]):
+        ax.text(1, y, f"{pct:.1f}%", va="center", ha="left", fontsize=8, color="white", fontweight="bold")
+    ax.invert_yaxis()  # first row on top
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of parameters (%)")
+    ax.set_title("Where the parameters go (embedding share written on each bar)", fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return ax
+
+
+def plot_vocabulary_tradeoff(sweep, costs, *, axes=None):
+    """Three panels over vocabulary size (log 2): compression of the held-out documents
+    (``budget.vocabulary_sweep``); the embedding's share of each model; and each model's decode
+    work per document relative to its cheapest vocabulary (``budget.vocabulary_costs``), whose
+    minimum is marked."""
+    if sweep.empty or costs.empty:
+        raise ValueError("no rows to plot")
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    measured = sweep.drop_duplicates("vocab_size")
+    axes[0].plot(measured["vocab_size"], measured["bytes_per_token"], "o-", color="black")
+    _context_axes(axes[0], measured["vocab_size"], measured["bytes_per_token"])
+    axes[0].set(ylabel="bytes per token (held out)", title="What a bigger vocabulary buys")
+    for i, (model, rows) in enumerate(costs.groupby("model", sort=False)):
+        axes[1].plot(rows["vocab_size"], rows["embedding_pct"], "o-", color=f"C{i}", label=model)
+        axes[2].plot(rows["vocab_size"], rows["relative_cost"], "o-", color=f"C{i}", label=model)
+        best = rows.loc[rows["relative_cost"].idxmin()]
+        axes[2].plot(best["vocab_size"], best["relative_cost"], "*", color=f"C{i}", markersize=14)
+    _context_axes(axes[1], costs["vocab_size"], costs["embedding_pct"])
+    _context_axes(axes[2], costs["vocab_size"], costs["relative_cost"])
+    axes[1].set(ylabel="embedding share (%)", title="What it costs in parameters")
+    axes[2].set(ylabel="decode work per document (relative)", title="Where it stops paying (star: cheapest)")
+    for ax in axes:
+        ax.set_xlabel("vocabulary size")
+        ax.tick_params(axis="x", labelsize=8, labelrotation=45)
+        ax.title.set_fontsize(10)
+    axes[1].legend(fontsize=8)
+    return axes

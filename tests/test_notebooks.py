@@ -37,6 +37,23 @@ def _check_01_architecture(m):
     assert fits["LFM2-350M@4096"] and not fits["LFM2-350M@32768"] and not fits["Qwen3-0.6B@4096"]
 
 
+def _check_02_embedding_budgets(m):
+    assert m["totals"] == {
+        "Gemma-3-270M": 268_098_176, "Gemma-3-1B": 999_885_952, "Qwen3-0.6B": 596_049_920,
+        "SmolLM2-135M": 134_515_008, "SmolLM2-360M": 361_821_120, "LFM2-350M": 354_483_968,
+        "LFM2-700M": 742_489_344, "LFM2-1.2B": 1_170_340_608, "LFM2-2.6B": 2_569_272_320}
+    assert abs(m["gemma3_270m_embedding_pct"] - 62.6) < 0.05 and abs(m["lfm2_350m_embedding_pct"] - 18.9) < 0.05
+    assert m["gemma3_270m_layers_with_65536"] == 40 and m["lfm2_350m_layers_with_262144"] == 4
+    # compression grows with the vocabulary (flat once the corpus saturates); no tokenizer exceeds its request
+    bpt = m["sweep_bytes_per_token"]
+    assert all(a <= b for a, b in zip(bpt, bpt[1:])) and bpt[-1] > 1.5 * bpt[0]
+    assert all(v <= r for v, r in zip(m["sweep_vocab_sizes"], m["sweep_requested"]))
+    # a bigger model body makes more vocabulary pay: its cheapest vocabulary is never smaller
+    assert m["cheapest_vocabulary"]["ours"] <= m["cheapest_vocabulary"]["lfm2_350m"]
+    assert m["designer_default_params"] == 354_483_968 and m["designer_default_fits"]
+    assert m["designer_fits"] == {"262k vocab bf16 4k": False, "bf16 32k": False, "int8 32k": True}
+
+
 def _check_03_pretraining(m):
     # the two-minute run learns (clearly below the unigram entropy); the shipped base is better still
     assert m["final_val_loss"] < m["unigram_entropy"] - 2.0 < m["initial_val_loss"]
@@ -46,7 +63,7 @@ def _check_03_pretraining(m):
 
 
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
-               "03_pretraining": _check_03_pretraining}
+               "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining}
 
 NOTEBOOKS = list_notebooks()
 
