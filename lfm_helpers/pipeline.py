@@ -330,3 +330,9 @@ register(Stage(
     config=_base_config,
     build=_build_base,
 ))
+
+
+# --------------------------------------------------------------------------- later stages
+# Each post-training module registers its own stages when imported; importing them here makes
+# ``run_stage("sft")`` work from any notebook or the command line.
+from . import sft as _sft  # noqa: E402,F401

@@ -73,11 +73,53 @@ class TrainBudget:
 
 
 @dataclass(frozen=True)
+class SFTMix:
+    """Which rows SFT trains on: the first ``extraction`` / ``tool_use`` rows of each train split
+    (``None``: all of them), and ``val_rows`` rows of each validation split for the loss curve."""
+
+    extraction: int | None = None
+    tool_use: int | None = None
+    val_rows: int = 32
+
+    def __post_init__(self) -> None:
+        if any(v is not None and v < 0 for v in (self.extraction, self.tool_use)) or self.val_rows < 0:
+            raise ValueError(f"row counts must be >= 0, got {self}")
+        if self.extraction == 0 and self.tool_use == 0:
+            raise ValueError("an SFT mixture needs at least one row")
+
+
+@dataclass(frozen=True)
+class ColdStartBudget:
+    """Notebook 04's cold-start experiment: SFT runs that differ only in how many tool-use rows
+    they see (``tool_use_rows``, e.g. none / a few percent / all), each ``steps`` long, then
+    ``samples`` sampled completions at ``temperature`` for each of ``prompts`` tool-use prompts,
+    to measure the reward a preference or RL stage would start from, and its spread."""
+
+    tool_use_rows: tuple[int, ...]
+    steps: int
+    prompts: int = 24
+    samples: int = 4
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(self.tool_use_rows) < 2 or sorted(self.tool_use_rows) != list(self.tool_use_rows):
+            raise ValueError(f"tool_use_rows must be at least two increasing counts, got {self.tool_use_rows}")
+        if self.samples < 2:
+            raise ValueError("reward variance needs at least 2 samples per prompt")
+
+
+@dataclass(frozen=True)
 class EvalBudget:
-    """How many examples an evaluation scores and how long generations may run."""
+    """How many examples an evaluation scores, how it decodes, and how many prompts run at once.
+
+    ``temperature=0`` is greedy: the task metrics measure what the model does by default.
+    Sampled evaluations (reward variance, loop rates) pass their own ``Sampling``.
+    """
 
     num_examples: int
     max_new_tokens: int
+    temperature: float = 0.0
+    batch_size: int = 16
 
 
 @dataclass(frozen=True)
@@ -179,6 +221,11 @@ class Preset:
     sft: TrainBudget
     eval: EvalBudget
     profile: ProfileBudget
+    #: LoRA's budget (usually a higher learning rate than full fine-tuning) and rank.
+    sft_lora: TrainBudget
+    cold_start: ColdStartBudget
+    sft_mix: SFTMix = SFTMix()
+    lora_rank: int = 16
     sweep: SweepBudget = SweepBudget()
     #: The longer pretraining that made the base shipped in ``data/base/<preset>/`` (``None``:
     #: the base is the checkpoint in ``sources.base_model``). See ``lfm_helpers.base``.
@@ -251,7 +298,10 @@ _TINY = Preset(
     pretrain=TrainBudget(max_steps=120, batch_size=16, learning_rate=3e-3, seq_len=128, warmup_steps=12),
     # The shipped base: about 4M tokens (nearly two passes over the corpus), once, ~25 minutes.
     base_pretrain=TrainBudget(max_steps=1000, batch_size=16, learning_rate=3e-3, seq_len=256, warmup_steps=50),
-    sft=TrainBudget(max_steps=300, batch_size=16, learning_rate=1e-3, seq_len=384, warmup_steps=10),
+    # SFT: the tool list makes tool-use conversations up to ~1,160 tokens; nothing is truncated.
+    sft=TrainBudget(max_steps=300, batch_size=16, learning_rate=2e-3, seq_len=1280, warmup_steps=20),
+    sft_lora=TrainBudget(max_steps=300, batch_size=16, learning_rate=5e-3, seq_len=1280, warmup_steps=20),
+    cold_start=ColdStartBudget(tool_use_rows=(0, 60, 3000), steps=100),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -278,7 +328,9 @@ _COLAB = Preset(
         general_chat="HuggingFaceTB/smoltalk",
     ),
     pretrain=TrainBudget(max_steps=200, batch_size=8, learning_rate=5e-5, seq_len=1024, warmup_steps=20),
-    sft=TrainBudget(max_steps=300, batch_size=8, learning_rate=5e-5, seq_len=1024, warmup_steps=20),
+    sft=TrainBudget(max_steps=300, batch_size=8, learning_rate=5e-5, seq_len=2048, warmup_steps=20),
+    sft_lora=TrainBudget(max_steps=300, batch_size=8, learning_rate=2e-4, seq_len=2048, warmup_steps=20),
+    cold_start=ColdStartBudget(tool_use_rows=(0, 60, 3000), steps=100),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),
@@ -292,6 +344,7 @@ _FULL = dataclasses.replace(
     description="A bigger GPU (40-80 GB): realistic budgets on LFM2.5-350M. Documented, not run in CI.",
     pretrain=TrainBudget(max_steps=5000, batch_size=32, learning_rate=5e-5, seq_len=2048, warmup_steps=200),
     sft=TrainBudget(max_steps=3000, batch_size=32, learning_rate=5e-5, seq_len=2048, warmup_steps=100),
+    sft_lora=TrainBudget(max_steps=3000, batch_size=32, learning_rate=2e-4, seq_len=2048, warmup_steps=100),
     eval=EvalBudget(num_examples=1000, max_new_tokens=512),
     profile=PROFILE_SIZES["realistic"],
     use_unsloth=False,

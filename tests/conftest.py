@@ -68,3 +68,27 @@ SMALL = dataclasses.replace(
     model=ModelSpec(hidden_size=32, num_layers=4, attention_layers=(1, 3), num_heads=4, num_kv_heads=2,
                     intermediate_size=48, max_position_embeddings=128),
 )
+
+
+@pytest.fixture
+def task_data(small_data):
+    """``small_data`` plus the first rows of the shipped extraction and tool-use splits (and the
+    schemas and world tables they need), so SFT and evaluation stages run in seconds."""
+    import shutil
+
+    from lfm_helpers.paths import REPO_ROOT
+
+    shipped = REPO_ROOT / "data"
+    manifest = json.loads((small_data / "MANIFEST.json").read_text())
+    for task in ("extraction", "tool_use"):
+        (small_data / task).mkdir()
+        for split, n in (("train", 48), ("val", 8), ("test", 8)):
+            lines = (shipped / task / f"{split}.jsonl").read_text().splitlines(keepends=True)[:n]
+            text = "".join(lines)
+            (small_data / task / f"{split}.jsonl").write_text(text)
+            manifest["files"][f"{task}/{split}.jsonl"] = {"sha256": hashlib.sha256(text.encode()).hexdigest(),
+                                                          "bytes": len(text)}
+    shutil.copy(shipped / "extraction" / "schemas.json", small_data / "extraction" / "schemas.json")
+    shutil.copytree(shipped / "world", small_data / "world")
+    (small_data / "MANIFEST.json").write_text(json.dumps(manifest))
+    return small_data
