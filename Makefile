@@ -24,10 +24,34 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -c "import lfm_helpers.versions as v; v.print_versions()"
 	@touch $(STAMP)
 
+# Unsloth's own environment: it pins older transformers/trl than .venv and its CUDA torchvision
+# cannot load on a CPU, so it cannot share .venv. Installed from an exact lock with --no-deps
+# (torch 2.13.0 CPU first, as above; no torchvision), about 3 minutes and 3 GB the first time.
+# tests/test_unsloth.py runs a LoRA SFT smoke run in it.
+UNSLOTH_VENV ?= .venv-unsloth
+UNSLOTH_PY := $(UNSLOTH_VENV)/bin/python
+UNSLOTH_LOCK := requirements/unsloth-constraints.txt
+UNSLOTH_STAMP := $(UNSLOTH_VENV)/.installed
+UNSLOTH_PIP := $(UNSLOTH_PY) -m pip --disable-pip-version-check --quiet
+
+.PHONY: unsloth-env
+unsloth-env: $(UNSLOTH_STAMP)
+
+$(UNSLOTH_STAMP): pyproject.toml $(UNSLOTH_LOCK)
+	@echo ">>> creating $(UNSLOTH_VENV) from $(UNSLOTH_LOCK) (a few minutes the first time)"
+	$(PYTHON) -m venv $(UNSLOTH_VENV)
+	$(UNSLOTH_PIP) install -c $(UNSLOTH_LOCK) torch
+	$(UNSLOTH_PIP) install --no-deps -r $(UNSLOTH_LOCK)
+	$(UNSLOTH_PIP) uninstall -y torchvision
+	$(UNSLOTH_PIP) install --no-deps -e .
+	HF_HUB_OFFLINE=1 $(UNSLOTH_PY) -c "import unsloth, torch, transformers, trl; \
+	print('unsloth', unsloth.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
+	@touch $(UNSLOTH_STAMP)
+
 course: env
 	$(PY) -m lfm_helpers course
 
-test: env
+test: env unsloth-env
 	$(PY) -m pytest
 
 lab: env
