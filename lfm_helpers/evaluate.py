@@ -298,3 +298,56 @@ def evaluate_stage(stage: str, task: str, split: str = "test", preset=None, *, n
     report = evaluate(art.path, task, split, preset, n=n)
     write_report(report, path)
     return report
+
+
+# --------------------------------------------------------------------------- reward signal
+def first_call_prompts(rows: Sequence[Mapping[str, Any]], limit: int) -> list[tuple[list[dict], list[dict], list]]:
+    """``(messages, tools, expected_calls)`` for the first assistant turn of up to ``limit``
+    conversations whose first turn is a tool call: the prompts an RL stage would sample on."""
+    from .data import conversation_turns
+
+    out = []
+    for row in rows:
+        turn = conversation_turns(row)[0]
+        if turn.kind == "call":
+            out.append((turn.prefix, tool_schemas(row["tools"]), turn.expected_calls))
+        if len(out) == limit:
+            break
+    return out
+
+
+def reward_signal(model, tokenizer, rows: Sequence[Mapping[str, Any]], *, prompts: int, samples: int,
+                  temperature: float, max_new_tokens: int = 64, seed: int = 0, batch_size: int = 16) -> dict[str, float]:
+    """What GRPO-style RL would see on the tool-use task: ``samples`` sampled completions for each
+    of ``prompts`` first-turn prompts, each scored by :func:`~lfm_helpers.verifiers.tool_call_reward`.
+
+    RL learns from the *differences* between a prompt's samples (a group whose rewards are all
+    equal has zero advantage and teaches nothing), so besides the mean reward this reports the
+    mean within-prompt standard deviation and the share of prompts whose samples differ at all.
+    ``greedy_call_accuracy`` is the task metric at temperature 0 on the same prompts.
+    """
+    import statistics
+
+    from .verifiers import tool_call_reward
+
+    cases = first_call_prompts(rows, prompts)
+    if not cases:
+        raise ValueError("no tool-use rows whose first turn is a call")
+    ids = [chat_prompt_ids(tokenizer, msgs, tools) for msgs, tools, _ in cases]
+    sampled = generate_batch(model, tokenizer, [p for p in ids for _ in range(samples)],
+                             Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed),
+                             batch_size=batch_size, desc="sampling")
+    greedy = generate_batch(model, tokenizer, ids, Sampling(max_new_tokens=max_new_tokens),
+                            batch_size=batch_size, desc="greedy")
+    groups = [[tool_call_reward(sampled[i * samples + j], cases[i][2]) for j in range(samples)]
+              for i in range(len(cases))]
+    spreads = [statistics.pstdev(g) for g in groups]
+    return {
+        "prompts": len(cases),
+        "samples": samples,
+        "mean_reward": round(statistics.fmean(r for g in groups for r in g), 4),
+        "reward_std_within_prompt": round(statistics.fmean(spreads), 4),
+        "prompts_with_signal": round(sum(s > 0 for s in spreads) / len(spreads), 4),
+        "greedy_call_accuracy": round(statistics.fmean(tool_call_reward(g, c[2]) == 1.0
+                                                       for g, c in zip(greedy, cases, strict=True)), 4),
+    }

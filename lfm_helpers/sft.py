@@ -276,8 +276,9 @@ def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, 
     model.save_pretrained(out)
     save_tokenizer(tokenizer, out)
     (out / "history.json").write_text(json.dumps(result.pop("history")))
+    by_task = {t: sum(ex["task"] == t for ex in train) for t in ("extraction", "tool_use")}
     return {**result, "backend": backend, "total_params": total, "train_examples": len(train),
-            "trainable_share": round(result["trainable_params"] / total, 4)}
+            "train_by_task": by_task, "trainable_share": round(result["trainable_params"] / total, 4)}
 
 
 def _build_sft(ctx, *, lora: bool) -> dict[str, Any]:
@@ -306,3 +307,52 @@ def _register() -> None:
 
 
 _register()
+
+
+# --------------------------------------------------------------------------- cold start
+def cold_start_experiment(preset: Preset, *, log=print) -> list[dict[str, Any]]:
+    """SFT runs that differ only in how many tool-use rows they see, and the reward signal each
+    leaves for RL on the tool-use task (``evaluate.reward_signal`` on validation prompts).
+
+    Each run is an artifact (``runs/<preset>/cold_start/tool_use-<rows>``), so the experiment is
+    trained once and re-read afterwards. All runs start from the same base with the same steps
+    and the full extraction data; only the tool-use rows change.
+    """
+    from .artifacts import artifact_dir, atomic_write_text, config_hash, ensure_artifact
+    from .data import load_split
+    from .evaluate import reward_signal
+    from .models import load_model
+    from .pipeline import run_stage
+    from .tokenizer import load_tokenizer
+
+    cs = preset.cold_start
+    base = run_stage("base", preset, log=log)
+    budget = dataclasses.replace(preset.sft, max_steps=cs.steps)
+    val_rows = load_split("tool_use", "val")
+    results = []
+    for rows in cs.tool_use_rows:
+        mix = dataclasses.replace(preset.sft_mix, tool_use=rows)
+        config = {"base": base.config_hash, "train": dataclasses.asdict(budget), "mix": dataclasses.asdict(mix),
+                  "seed": preset.seed}
+        path = artifact_dir(preset.name, f"cold_start/tool_use-{rows}")
+        scratch = path.parent / ".scratch" / f"{path.name}-{config_hash(config)}"
+
+        def build(out, mix=mix):
+            return finetune_from(base.path, preset, out, scratch, budget=budget, mix=mix,
+                                 title=f"SFT with {mix.tool_use} tool-use rows")
+
+        art = ensure_artifact(path, build, stage=f"cold_start/tool_use-{rows}", preset=preset.name,
+                              config=config, log=log)
+        signal_path = art.path.parent / f"{art.path.name}.signal-{config_hash({'a': art.config_hash, 'cs': dataclasses.asdict(cs)})}.json"
+        if signal_path.is_file():
+            signal = json.loads(signal_path.read_text())
+        else:
+            model, tok = load_model(art.path), load_tokenizer(art.path)
+            signal = reward_signal(model, tok, val_rows, prompts=cs.prompts, samples=cs.samples,
+                                   temperature=cs.temperature, max_new_tokens=preset.eval.max_new_tokens,
+                                   seed=preset.seed, batch_size=preset.eval.batch_size)
+            atomic_write_text(signal_path, json.dumps(signal))
+        used = art.metrics["train_by_task"]["tool_use"]
+        results.append({"tool_use_rows": used, "tool_use_share": round(used / art.metrics["train_examples"], 4),
+                        **signal})
+    return results

@@ -224,3 +224,21 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     for key in keys:
         summary[key] = rate([r[key] for r in results if isinstance(r.get(key), (bool, int, float))])
     return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Rewards
+# --------------------------------------------------------------------------------------------
+
+
+def tool_call_reward(output_text: str, expected_calls: Sequence[Mapping[str, Any] | ToolCall]) -> float:
+    """A graded reward for one call turn: 1.0 for the right call, 0.5 for the right tool with a
+    wrong argument, 0.0 for anything else (the wrong tool, no call, text that does not parse).
+
+    The half step matters to preference optimisation and RL: a group of sampled completions that
+    all fail the same way gives no signal, while "right tool, wrong number" beats "no call".
+    """
+    check = verify_tool_call(output_text, expected_calls)
+    if check["args_correct"] and check["parsed"]:
+        return 1.0
+    return 0.5 if check["name_correct"] and check["parsed"] else 0.0

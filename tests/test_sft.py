@@ -162,3 +162,35 @@ def test_sft_stages_build_reuse_and_evaluate(task_data, runs_root):
     cached = evaluate_stage("sft", "tool_use", "test", SFT_SMALL, log=messages.append)
     assert evaluate_stage("sft", "tool_use", "test", SFT_SMALL, log=messages.append).metrics() == cached.metrics()
     assert any("reusing sft-tool_use" in m for m in messages)
+
+
+def test_cold_start_experiment_varies_only_the_tool_use_rows(task_data, runs_root):
+    from lfm_helpers.presets import ColdStartBudget
+
+    preset = dataclasses.replace(SFT_SMALL, cold_start=ColdStartBudget(tool_use_rows=(0, 4), steps=1, prompts=3,
+                                                                       samples=2))
+    rows = sft.cold_start_experiment(preset, log=_quiet)
+    assert [r["tool_use_rows"] for r in rows] == [0, 4]
+    assert rows[0]["tool_use_share"] == 0 and 0 < rows[1]["tool_use_share"] < 1
+    for r in rows:
+        assert r["prompts"] == 3 and r["samples"] == 2
+        assert 0 <= r["mean_reward"] <= 1 and 0 <= r["prompts_with_signal"] <= 1 and r["reward_std_within_prompt"] >= 0
+    messages = []
+    assert sft.cold_start_experiment(preset, log=messages.append) == rows  # trained once, then re-read
+    assert not any("building" in m for m in messages) and sum("reusing" in m and "/tool_use-" in m for m in messages) == 2
+
+
+def test_reward_signal_counts_spread_within_prompts(monkeypatch):
+    import lfm_helpers.evaluate as ev
+
+    rows = load_split("tool_use", "val")
+    cases = ev.first_call_prompts(rows, 2)
+    right = [ "<|tool_call_start|>[" + c[2][0]["name"] + "(" + ", ".join(
+        f"{k}={json.dumps(v)}" for k, v in c[2][0]["arguments"].items()) + ")]<|tool_call_end|>" for c in cases]
+    calls = iter([right[0], "no", right[1], right[1]] + right)  # prompt 0 mixed, prompt 1 all right; then greedy
+
+    monkeypatch.setattr(ev, "chat_prompt_ids", lambda tok, msgs, tools: [1])
+    monkeypatch.setattr(ev, "generate_batch", lambda m, t, prompts, s, **k: [next(calls) for _ in prompts])
+    out = ev.reward_signal(None, None, rows, prompts=2, samples=2, temperature=1.0)
+    assert out["mean_reward"] == 0.75 and out["prompts_with_signal"] == 0.5
+    assert out["reward_std_within_prompt"] == 0.25 and out["greedy_call_accuracy"] == 1.0

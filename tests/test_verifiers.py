@@ -169,3 +169,14 @@ def test_aggregate_and_rate():
     assert aggregate([]) == {"n": 0}
     assert rate([True, False, True, True]) == 0.75
     assert rate([]) == 0.0
+
+
+def test_tool_call_reward_grades_calls():
+    from lfm_helpers.verifiers import tool_call_reward
+
+    expected = [{"name": "add_days", "arguments": {"date": "2024-03-25", "days": 10}}]
+    assert tool_call_reward('<|tool_call_start|>[add_days(date="2024-03-25", days=10)]<|tool_call_end|>', expected) == 1.0
+    assert tool_call_reward('<|tool_call_start|>[add_days(date="2024-03-25", days=11)]<|tool_call_end|>', expected) == 0.5
+    assert tool_call_reward('<|tool_call_start|>[weekday(date="2024-03-25")]<|tool_call_end|>', expected) == 0.0
+    assert tool_call_reward("It is 2024-04-04.", expected) == 0.0
+    assert tool_call_reward("<|tool_call_start|>[add_days(date=)]<|tool_call_end|>", expected) == 0.0
