@@ -210,8 +210,6 @@ def train_sft(model, tokenizer, train: Sequence[Mapping[str, Any]], val: Sequenc
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from .liveplot import LivePlot
-
     if not train:
         raise ValueError("no training examples")
     bad = [i for i, ex in enumerate(train[:50]) if not ex.get("messages") or "role" not in ex["messages"][0]]
@@ -222,7 +220,11 @@ def train_sft(model, tokenizer, train: Sequence[Mapping[str, Any]], val: Sequenc
     val_ds = Dataset.from_list([{k: ex.get(k) for k in columns} for ex in val]) if val else None
     args = sft_config(budget, output_dir, seed=seed, eval_steps=max(1, budget.max_steps // 5) if val else None)
     history = SFTHistory()
-    plot = LivePlot(title, "step", "loss (assistant tokens)") if live_plot else None
+    plot = None
+    if live_plot:
+        from .liveplot import LivePlot
+
+        plot = LivePlot(title, "step", "loss (assistant tokens)")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer, callbacks=[_history_callback(history, plot)])
     start = time.perf_counter()

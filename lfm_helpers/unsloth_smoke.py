@@ -5,7 +5,8 @@
 It builds a ~40k-parameter LFM2 and a byte-level BPE tokenizer (with the course's chat template)
 from a few conversations, saves both to ``OUT_DIR/base``, loads them with
 ``finetune.load_for_finetuning(..., lora=LoraSpec(r=8), backend=...)``, runs a few TRL
-``SFTTrainer`` steps with the loss on assistant tokens only, and prints one JSON object (also
+``SFTTrainer`` steps through the SFT stage's own ``sft.train_sft`` (loss on assistant tokens
+only), and prints one JSON object (also
 written to ``OUT_DIR/result.json``): the backend used, the model class, the number of LoRA
 modules, the losses, whether the LoRA weights moved, and the library versions.
 
@@ -87,36 +88,6 @@ def build_base(folder: Path, *, max_seq_length: int) -> Path:
     return folder
 
 
-def make_trainer(model: Any, tokenizer: Any, dataset: Any, out_dir: Path, *, steps: int, max_seq_length: int):
-    """The one place the trainer is built (the SFT stage's own training function can replace it).
-
-    CPU flags from the course's stack notes: TRL's configs default to bf16 and gradient
-    checkpointing, which on a CPU means slow emulated bf16 autocast and pointless recomputation.
-    Flags an older TRL does not know are dropped rather than failing the run.
-    """
-    import dataclasses
-
-    import torch
-    from trl import SFTConfig, SFTTrainer
-
-    on_cpu = not torch.cuda.is_available()
-    wanted: dict[str, Any] = dict(
-        output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=2, learning_rate=5e-3,
-        lr_scheduler_type="constant", warmup_steps=0, logging_steps=1, save_strategy="no",
-        max_length=max_seq_length, assistant_only_loss=True, packing=False, seed=0,
-        report_to="none", bf16=False, fp16=False, dataloader_num_workers=0, disable_tqdm=True,
-    )
-    if on_cpu:
-        wanted["use_cpu"] = True
-    accepted = {f.name for f in dataclasses.fields(SFTConfig)}
-    # transformers 5.24 renamed gradient_checkpointing (deprecated, still accepted) to
-    # activation_checkpointing; the Unsloth environment's 5.17 only knows the old name.
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in accepted else "gradient_checkpointing"
-    wanted[checkpointing] = False
-    args = SFTConfig(**{k: v for k, v in wanted.items() if k in accepted})
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-
-
 def run(out_dir: str | Path, *, backend: str = "unsloth", steps: int = 5, max_seq_length: int = 128) -> dict[str, Any]:
     """Build, load, train; return (and write to ``out_dir/result.json``) what happened."""
     out_dir = Path(out_dir)
@@ -127,9 +98,10 @@ def run(out_dir: str | Path, *, backend: str = "unsloth", steps: int = 5, max_se
     import math
 
     import torch
-    from datasets import Dataset
 
     from .finetune import LoraSpec, load_for_finetuning, lora_modules, trainable_parameters
+    from .presets import TrainBudget
+    from .sft import train_sft
 
     torch.manual_seed(0)
     base = build_base(out_dir / "base", max_seq_length=max_seq_length)
@@ -139,15 +111,17 @@ def run(out_dir: str | Path, *, backend: str = "unsloth", steps: int = 5, max_se
     load_seconds = time.perf_counter() - started
     before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
 
-    dataset = Dataset.from_list([{"messages": conv} for conv in CONVERSATIONS])
-    trainer = make_trainer(model, tokenizer, dataset, out_dir / "trainer", steps=steps, max_seq_length=max_seq_length)
+    # The SFT stage's own training function: the same code path as notebook 04, under this
+    # environment's transformers / TRL.
+    budget = TrainBudget(max_steps=steps, batch_size=2, learning_rate=5e-3, seq_len=max_seq_length)
     started = time.perf_counter()
-    trainer.train()
+    trained = train_sft(model, tokenizer, [{"messages": conv} for conv in CONVERSATIONS], [], budget,
+                        out_dir / "trainer", seed=0)
     train_seconds = time.perf_counter() - started
 
-    after = dict(trainer.model.named_parameters())
+    after = dict(model.named_parameters())
     changed = max((float((after[n].detach() - p).abs().max()) for n, p in before.items() if n in after), default=0.0)
-    losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+    losses = trained["history"]["loss"]
     base_model = model.get_base_model() if hasattr(model, "get_base_model") else model
     result = {
         "backend": used,
@@ -158,7 +132,7 @@ def run(out_dir: str | Path, *, backend: str = "unsloth", steps: int = 5, max_se
         "losses": losses,
         "losses_finite": bool(losses) and all(math.isfinite(x) for x in losses),
         "lora_max_abs_change": changed,
-        "steps": trainer.state.global_step,
+        "steps": trained["steps"],
         "device": str(next(model.parameters()).device),
         "dtype": str(next(model.parameters()).dtype),
         "load_seconds": round(load_seconds, 2),
