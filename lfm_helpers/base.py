@@ -55,21 +55,41 @@ def base_training_preset(preset: Preset) -> Preset:
     return dataclasses.replace(preset, name=f"{preset.name}-base", pretrain=preset.base_pretrain)
 
 
+#: Shipped weights are stored in bfloat16 (half the bytes of float32; ``load_model`` reads them
+#: back as float32). The manifest records the validation loss of the stored weights too.
+SHIPPED_DTYPE = torch.bfloat16
+_WEIGHT_FILES = ("model.safetensors", "config.json", "generation_config.json")
+
+
+def copy_checkpoint(source: Path, target: Path, *, skip: tuple[str, ...] = ("manifest.json",)) -> None:
+    """Copy a saved model folder, re-saving its weights in :data:`SHIPPED_DTYPE`."""
+    from .models import load_model
+
+    load_model(source).to(SHIPPED_DTYPE).save_pretrained(target)
+    for f in sorted(source.iterdir()):
+        if f.is_file() and f.name not in skip + _WEIGHT_FILES:
+            shutil.copy2(f, target / f.name)
+
+
 def ship_base(preset: Preset, *, command: str, log=print) -> Path:
     """Run the long pretraining (or reuse it) and copy its result into ``data/base/<preset>/``."""
-    from .pipeline import data_fingerprint, run_stage
+    from .models import load_model
+    from .pipeline import VAL_WINDOWS, data_fingerprint, packed_corpus, run_stage
+    from .pretrain import evaluate_loss
 
-    art = run_stage("pretrain", base_training_preset(preset), log=log)
+    training = base_training_preset(preset)
+    art = run_stage("pretrain", training, log=log)
     tokenizer = run_stage("tokenizer", preset, log=log)
     history = json.loads((art.path / "history.json").read_text())
     target = shipped_base_dir(preset)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        for f in sorted(art.path.iterdir()):
-            if f.name not in ("manifest.json", "history.json"):
-                shutil.copy2(f, tmp / f.name)
+        copy_checkpoint(art.path, tmp, skip=("manifest.json", "history.json"))
         (tmp / "history.json").write_text(json.dumps(history))
+        _, val = packed_corpus(training, training.pretrain.seq_len, log=log)
+        cfg = art.manifest["config"]["config"]["train"]
+        stored_loss = evaluate_loss(load_model(tmp), val[:VAL_WINDOWS], cfg["batch_size"], cfg["eval_batches"])
         manifest = {
             "command": command,
             "preset": preset.name,
@@ -77,7 +97,8 @@ def ship_base(preset: Preset, *, command: str, log=print) -> Path:
             "corpus_sha256": data_fingerprint("corpus/train.jsonl"),
             "tokenizer_sha256": _sha256(tokenizer.path / "tokenizer.json"),
             "first_losses": history["loss"][:LOGGED_STEPS],
-            "metrics": art.metrics,
+            "metrics": {**art.metrics, "stored_dtype": str(SHIPPED_DTYPE).removeprefix("torch."),
+                        "stored_val_loss": round(stored_loss, 4)},
             "versions": art.manifest["versions"],
             "threads": torch.get_num_threads(),
             "files": {f.name: _sha256(f) for f in sorted(tmp.iterdir())},
