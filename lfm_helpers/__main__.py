@@ -10,6 +10,7 @@
 - ``sweep [--size large]``: train the scaling sweep and fit a scaling law (notebook 03);
 - ``benchmark``: pretraining tokens/s of the course loop against ``transformers.Trainer``;
 - ``ship-base``: run the long base pretraining and ship it in ``data/base/<preset>/``.
+- ``ship-sft``: run SFT (full and LoRA) at the preset's full budget and ship it in ``data/sft/<preset>/``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
     p_ship = sub.add_parser("ship-base", help="run the long base pretraining and ship it in data/base/<preset>/")
     p_ship.add_argument("--preset", default=None)
+    p_ship_sft = sub.add_parser("ship-sft", help="run SFT (full and LoRA) at the preset's full budget and ship "
+                                                 "the results in data/sft/<preset>/")
+    p_ship_sft.add_argument("--preset", default=None)
     args, rest = parser.parse_known_args(argv)
     if args.command == "data":
         from .data.generate import main as data_main
@@ -133,6 +137,14 @@ def main(argv: list[str] | None = None) -> int:
 
         preset = load_preset(args.preset)
         print(f"shipped: {ship_base(preset, command=f'python -m lfm_helpers ship-base --preset {preset.name}')}")
+        return 0
+    if args.command == "ship-sft":
+        from .presets import load_preset
+        from .shipped import ship
+
+        preset = load_preset(args.preset)
+        for path in ship(preset, command=f"python -m lfm_helpers ship-sft --preset {preset.name}"):
+            print(f"shipped: {path}")
         return 0
     return 2  # unreachable: argparse requires a command
 

@@ -93,10 +93,12 @@ class ColdStartBudget:
     """Notebook 04's cold-start experiment: SFT runs that differ only in how many tool-use rows
     they see (``tool_use_rows``, e.g. none / a few percent / all), each ``steps`` long, then
     ``samples`` sampled completions at ``temperature`` for each of ``prompts`` tool-use prompts,
+    (runs of ``batch_size`` examples a step)
     to measure the reward a preference or RL stage would start from, and its spread."""
 
     tool_use_rows: tuple[int, ...]
     steps: int
+    batch_size: int = 8
     prompts: int = 24
     samples: int = 4
     temperature: float = 1.0
@@ -224,8 +226,13 @@ class Preset:
     #: LoRA's budget (usually a higher learning rate than full fine-tuning) and rank.
     sft_lora: TrainBudget
     cold_start: ColdStartBudget
+    #: The short SFT run notebook 04 trains live (the ``sft_live`` stage); ``None``: the full budget.
+    sft_live: TrainBudget | None = None
     sft_mix: SFTMix = SFTMix()
     lora_rank: int = 16
+    #: Whether the ``sft`` / ``sft_lora`` stages take the checkpoints shipped in
+    #: ``data/sft/<preset>/`` (made by ``python -m lfm_helpers ship-sft``) instead of training.
+    shipped_sft: bool = False
     sweep: SweepBudget = SweepBudget()
     #: The longer pretraining that made the base shipped in ``data/base/<preset>/`` (``None``:
     #: the base is the checkpoint in ``sources.base_model``). See ``lfm_helpers.base``.
@@ -299,9 +306,14 @@ _TINY = Preset(
     # The shipped base: about 4M tokens (nearly two passes over the corpus), once, ~25 minutes.
     base_pretrain=TrainBudget(max_steps=1000, batch_size=16, learning_rate=3e-3, seq_len=256, warmup_steps=50),
     # SFT: the tool list makes tool-use conversations up to ~1,160 tokens; nothing is truncated.
-    sft=TrainBudget(max_steps=300, batch_size=16, learning_rate=2e-3, seq_len=1280, warmup_steps=20),
-    sft_lora=TrainBudget(max_steps=300, batch_size=16, learning_rate=5e-3, seq_len=1280, warmup_steps=20),
-    cold_start=ColdStartBudget(tool_use_rows=(0, 60, 3000), steps=100),
+    # The base cannot yet copy from its context, and SFT must teach it; that takes ~800 steps
+    # (about 40 minutes here), so the result is shipped (``shipped_sft``) and notebook 04 runs
+    # the same code live on ``sft_live``'s short budget.
+    sft=TrainBudget(max_steps=800, batch_size=16, learning_rate=2e-3, seq_len=1280, warmup_steps=20),
+    sft_lora=TrainBudget(max_steps=800, batch_size=16, learning_rate=3e-3, seq_len=1280, warmup_steps=20),
+    shipped_sft=True,
+    sft_live=TrainBudget(max_steps=40, batch_size=16, learning_rate=2e-3, seq_len=1280, warmup_steps=5),
+    cold_start=ColdStartBudget(tool_use_rows=(0, 60, 3000), steps=40, batch_size=8),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )

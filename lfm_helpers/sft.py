@@ -238,14 +238,27 @@ def train_sft(model, tokenizer, train: Sequence[Mapping[str, Any]], val: Sequenc
 
 
 # --------------------------------------------------------------------------- stages
-def _sft_stage_config(preset: Preset, *, lora: bool) -> dict[str, Any]:
+def sft_training_config(preset: Preset, *, lora: bool) -> dict[str, Any]:
+    """What an SFT run depends on: budget, mixture, method, the data files and the seed."""
     from .pipeline import data_fingerprint
 
     budget = preset.sft_lora if lora else preset.sft
     return {"train": dataclasses.asdict(budget), "mix": dataclasses.asdict(preset.sft_mix),
             "method": {"lora_rank": preset.lora_rank} if lora else "full",
             "data": {t: data_fingerprint(f"{t}/train.jsonl") for t in ("extraction", "tool_use")},
-            "eval": dataclasses.asdict(preset.eval), "seed": preset.seed}
+            "seed": preset.seed}
+
+
+def _sft_stage_config(preset: Preset, *, lora: bool) -> dict[str, Any]:
+    if preset.shipped_sft:
+        from .shipped import read_shipped
+
+        return {"source": "shipped", "manifest": read_shipped(preset, _stage_name(lora))}
+    return sft_training_config(preset, lora=lora)
+
+
+def _stage_name(lora: bool) -> str:
+    return "sft_lora" if lora else "sft"
 
 
 def lora_spec(preset: Preset):
@@ -274,6 +287,7 @@ def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, 
     result = train_sft(model, tokenizer, train, val, budget, scratch / "trainer", seed=preset.seed,
                        live_plot=in_notebook(), title=title)
     if lora:
+        model.save_pretrained(out / "adapter")  # the adapters alone (what ship-sft ships)
         model = model.merge_and_unload()  # plain weights: later stages load it like any checkpoint
     model.save_pretrained(out)
     save_tokenizer(tokenizer, out)
@@ -285,8 +299,17 @@ def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, 
 
 def _build_sft(ctx, *, lora: bool) -> dict[str, Any]:
     p = ctx.preset
+    if p.shipped_sft:
+        from .shipped import install_shipped
+
+        return install_shipped(p, _stage_name(lora), ctx.deps["base"], ctx.out)
     return finetune_from(ctx.deps["base"].path, p, ctx.out, ctx.scratch, budget=p.sft_lora if lora else p.sft,
                          mix=p.sft_mix, lora=lora, title="SFT (LoRA)" if lora else "SFT (full fine-tuning)")
+
+
+def _live(preset: Preset) -> Preset:
+    """The preset with its live budget as the SFT budget."""
+    return dataclasses.replace(preset, sft=preset.sft_live or preset.sft)
 
 
 def _register() -> None:
@@ -298,6 +321,15 @@ def _register() -> None:
         deps=("base",),
         config=lambda p: _sft_stage_config(p, lora=False),
         build=lambda ctx: _build_sft(ctx, lora=False),
+    ))
+    register(Stage(
+        name="sft_live",
+        description="A short full SFT run from the base (notebook 04 trains it live; the budget is sft_live).",
+        deps=("base",),
+        config=lambda p: {**sft_training_config(_live(p), lora=False)},
+        build=lambda ctx: finetune_from(ctx.deps["base"].path, ctx.preset, ctx.out, ctx.scratch,
+                                        budget=_live(ctx.preset).sft, mix=ctx.preset.sft_mix,
+                                        title=f"SFT, live ({_live(ctx.preset).sft.max_steps} steps)"),
     ))
     register(Stage(
         name="sft_lora",
@@ -329,7 +361,7 @@ def cold_start_experiment(preset: Preset, *, log=print) -> list[dict[str, Any]]:
 
     cs = preset.cold_start
     base = run_stage("base", preset, log=log)
-    budget = dataclasses.replace(preset.sft, max_steps=cs.steps)
+    budget = dataclasses.replace(preset.sft, max_steps=cs.steps, batch_size=cs.batch_size)
     val_rows = load_split("tool_use", "val")
     results = []
     for rows in cs.tool_use_rows:

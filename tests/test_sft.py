@@ -138,7 +138,8 @@ def test_train_sft_rejects_rows_that_are_not_conversations(tok, tmp_path):
 
 
 SFT_SMALL = dataclasses.replace(
-    SMALL, base_pretrain=None,
+    SMALL, base_pretrain=None, shipped_sft=False, sft_live=TrainBudget(max_steps=1, batch_size=2, learning_rate=1e-3,
+                                                                        seq_len=2048),
     sft=TrainBudget(max_steps=2, batch_size=4, learning_rate=3e-3, seq_len=2048),
     sft_lora=TrainBudget(max_steps=2, batch_size=4, learning_rate=1e-2, seq_len=2048),
     sft_mix=SFTMix(extraction=8, tool_use=8, val_rows=2), lora_rank=4,
@@ -194,3 +195,36 @@ def test_reward_signal_counts_spread_within_prompts(monkeypatch):
     out = ev.reward_signal(None, None, rows, prompts=2, samples=2, temperature=1.0)
     assert out["mean_reward"] == 0.75 and out["prompts_with_signal"] == 0.5
     assert out["reward_std_within_prompt"] == 0.25 and out["greedy_call_accuracy"] == 1.0
+
+
+def test_live_stage_uses_the_short_budget(task_data, runs_root):
+    art = run_stage("sft_live", SFT_SMALL, log=_quiet)
+    assert art.metrics["steps"] == SFT_SMALL.sft_live.max_steps == 1
+
+
+def test_shipped_checkpoints_round_trip_and_refuse_mismatches(task_data, runs_root):
+    from lfm_helpers.artifacts import ArtifactError
+    from lfm_helpers.models import load_model
+    from lfm_helpers.shipped import SHIPPED_MANIFEST, ship, shipped_dir
+
+    paths = ship(SFT_SMALL, command="test")
+    assert [p.name for p in paths] == ["sft", "sft_lora"]
+    assert (paths[1] / "adapter_model.safetensors").is_file() and not (paths[1] / "model.safetensors").exists()
+    shipped = dataclasses.replace(SFT_SMALL, shipped_sft=True)
+
+    trained_full = load_model(runs_root / "tiny" / "sft")
+    full = run_stage("sft", shipped, log=_quiet)
+    assert full.metrics["source"] == "shipped" and full.path == runs_root / "tiny" / "sft"
+    for (name, a), (_, b) in zip(trained_full.state_dict().items(), load_model(full.path).state_dict().items()):
+        assert torch.allclose(a, b, rtol=1e-2, atol=1e-2), name  # bfloat16 storage
+    lora = run_stage("sft_lora", shipped, log=_quiet)
+    assert (lora.path / "adapter" / "adapter_model.safetensors").is_file()
+
+    manifest = json.loads((shipped_dir(SFT_SMALL, "sft") / SHIPPED_MANIFEST).read_text())
+    assert manifest["command"] == "test" and manifest["training"]["config"]["train"]["max_steps"] == 2
+    longer = dataclasses.replace(shipped, sft=dataclasses.replace(shipped.sft, max_steps=3))
+    with pytest.raises(ArtifactError, match="ship-sft --preset tiny"):
+        run_stage("sft", longer, log=_quiet)
+    (shipped_dir(SFT_SMALL, "sft_lora") / "adapter_model.safetensors").write_bytes(b"altered")
+    with pytest.raises(ArtifactError, match="altered"):
+        run_stage("sft_lora", shipped, log=_quiet, force=True)
