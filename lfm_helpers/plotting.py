@@ -241,3 +241,55 @@ def plot_vocabulary_tradeoff(sweep, costs, *, axes=None):
         ax.title.set_fontsize(10)
     axes[1].legend(fontsize=8)
     return axes
+
+
+def plot_sft_histories(histories: dict[str, dict], *, ax=None):
+    """Training (thin) and validation (dots) loss on assistant tokens, one colour per SFT run."""
+    if not histories:
+        raise ValueError("no histories to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    for (name, h), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+        ax.plot(h["step"], h["loss"], color=color, alpha=0.5, linewidth=1, label=f"{name} (train)")
+        if h.get("val_step"):
+            ax.plot(h["val_step"], h["val_loss"], "o-", color=color, label=f"{name} (validation)")
+    ax.set(xlabel="step", ylabel="loss on assistant tokens", title="SFT", yscale="log")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_task_comparison(reports: dict[str, dict], metrics: dict[str, tuple[str, str]], *, ax=None):
+    """Grouped bars with 95% intervals: ``reports[model][task]`` is an ``EvalReport``;
+    ``metrics`` maps a label to ``(task, rate name)``."""
+    if not reports or not metrics:
+        raise ValueError("nothing to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.5))
+    width = 0.8 / len(reports)
+    x = np.arange(len(metrics))
+    for i, (model, by_task) in enumerate(reports.items()):
+        rates = [by_task[task].rates[name] for task, name in metrics.values()]
+        values = np.array([r.value for r in rates])
+        low = values - np.array([r.interval[0] for r in rates])
+        high = np.array([r.interval[1] for r in rates]) - values
+        ax.bar(x + (i - (len(reports) - 1) / 2) * width, values, width, yerr=[low, high], capsize=3, label=model)
+    ax.set_xticks(x, list(metrics), fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="rate (95% interval)", title="Held-out test split")
+    ax.legend(fontsize=8, ncol=len(reports))
+    return ax
+
+
+def plot_cold_start(rows: list[dict], *, ax=None):
+    """Mean reward and the share of prompts whose samples disagree, against the tool-use rows in SFT."""
+    if not rows:
+        raise ValueError("no rows to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    labels = [f"{r['tool_use_rows']} rows\n({100 * r['tool_use_share']:.0f}%)" for r in rows]
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, [r["mean_reward"] for r in rows], 0.4, label="mean reward")
+    ax.bar(x + 0.2, [r["prompts_with_signal"] for r in rows], 0.4, label="prompts with reward spread")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set(ylim=(0, 1.05), xlabel="tool-use rows in SFT", title="What RL would start from")
+    ax.legend(fontsize=8)
+    return ax

@@ -10,10 +10,14 @@ model reads but is never trained to write. :func:`assistant_token_mask` shows wh
 
 Two variants share everything but the weights they update:
 
-- **full fine-tuning**: every weight moves (the ``sft`` stage);
+- **full fine-tuning**: every weight moves (the ``sft`` stage, which later stages start from);
 - **LoRA**: the base is frozen and low-rank adapters on LFM2's projections train
   (``lfm_helpers.finetune.LFM2_LORA_TARGETS``); the adapters are merged into the weights before
   saving, so later stages load either result the same way (the ``sft_lora`` stage).
+
+On the ``tiny`` preset both take about 40 minutes at their full budget, so their results are
+shipped (``lfm_helpers.shipped``) and notebook 04 trains the ``sft_live`` stage, the same code on
+a short budget, in front of the learner.
 
 Sequences are padded, not packed: packing several conversations into one row needs attention
 *and* convolution to reset at every boundary, and LFM2's short convolutions would otherwise
@@ -123,21 +127,24 @@ def _accepted(cls, **kwargs: Any) -> dict[str, Any]:
 
 
 def sft_config(budget: TrainBudget, output_dir: Path | str, *, seed: int = 0, eval_steps: int | None = None,
-               on_gpu: bool | None = None):
+               on_gpu: bool | None = None, group_by_length: bool = True):
     """The ``trl.SFTConfig`` of a budget: conversational data, loss on assistant tokens only.
 
     On a CPU the TRL defaults are switched off explicitly (``bf16=True`` would train in a CPU
     autocast about 17x slower; gradient checkpointing only trades speed for memory we have).
-    ``train_sampling_strategy="group_by_length"`` is passed only where the installed transformers
-    knows it (the Unsloth environment's older release does not), and likewise the new name of
-    gradient checkpointing.
+    ``group_by_length`` batches conversations of similar length together, so little compute goes
+    to padding (a tool-use conversation with its tool list is 2-4x longer than an extraction). It
+    sorts each block of 50 batches longest-first, though, so a run shorter than a block would see
+    only the longest conversations: short runs (``sft_live``, the cold-start runs) sample at random.
+    It is passed only where the installed transformers knows it (the Unsloth environment's older
+    release does not), and likewise the new name of gradient checkpointing.
     """
     from trl import SFTConfig
 
     on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
     device_args = (dict(bf16=torch.cuda.is_bf16_supported(), fp16=not torch.cuda.is_bf16_supported())
                    if on_gpu else dict(use_cpu=True, bf16=False, fp16=False))
-    optional = _accepted(SFTConfig, train_sampling_strategy="group_by_length")
+    optional = _accepted(SFTConfig, train_sampling_strategy="group_by_length") if group_by_length else {}
     # transformers 5.24 renamed gradient checkpointing to activation checkpointing (TRL turns it on)
     optional |= _accepted(SFTConfig, activation_checkpointing=False) or {"gradient_checkpointing": False}
     return SFTConfig(
@@ -201,7 +208,7 @@ def _history_callback(history: SFTHistory, plot=None):
 
 def train_sft(model, tokenizer, train: Sequence[Mapping[str, Any]], val: Sequence[Mapping[str, Any]],
               budget: TrainBudget, output_dir: Path | str, *, seed: int = 0, live_plot: bool = False,
-              title: str = "SFT") -> dict[str, Any]:
+              title: str = "SFT", group_by_length: bool = True) -> dict[str, Any]:
     """Run ``SFTTrainer`` on conversational examples; return the history and speed.
 
     The model is trained in place (a ``PeftModel`` trains its adapters only). Validation loss
@@ -218,7 +225,8 @@ def train_sft(model, tokenizer, train: Sequence[Mapping[str, Any]], val: Sequenc
     columns = ("messages", "tools")
     train_ds = Dataset.from_list([{k: ex.get(k) for k in columns} for ex in train])
     val_ds = Dataset.from_list([{k: ex.get(k) for k in columns} for ex in val]) if val else None
-    args = sft_config(budget, output_dir, seed=seed, eval_steps=max(1, budget.max_steps // 5) if val else None)
+    args = sft_config(budget, output_dir, seed=seed, eval_steps=max(1, budget.max_steps // 5) if val else None,
+                      group_by_length=group_by_length)
     history = SFTHistory()
     plot = None
     if live_plot:
@@ -269,7 +277,7 @@ def lora_spec(preset: Preset):
 
 
 def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, *, budget: TrainBudget,
-                  mix: SFTMix, lora: bool = False, title: str = "SFT") -> dict[str, Any]:
+                  mix: SFTMix, lora: bool = False, title: str = "SFT", group_by_length: bool = True) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``source`` on ``mix`` and save the result (LoRA merged) to ``out``.
 
     Returns the stage metrics: losses, trainable parameters, backend and wall time. Task metrics
@@ -285,7 +293,7 @@ def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, 
     train = sft_examples("train", mix, seed=preset.seed)
     val = sft_examples("val", mix, seed=preset.seed)
     result = train_sft(model, tokenizer, train, val, budget, scratch / "trainer", seed=preset.seed,
-                       live_plot=in_notebook(), title=title)
+                       live_plot=in_notebook(), title=title, group_by_length=group_by_length)
     if lora:
         model.save_pretrained(out / "adapter")  # the adapters alone (what ship-sft ships)
         model = model.merge_and_unload()  # plain weights: later stages load it like any checkpoint
@@ -326,9 +334,9 @@ def _register() -> None:
         name="sft_live",
         description="A short full SFT run from the base (notebook 04 trains it live; the budget is sft_live).",
         deps=("base",),
-        config=lambda p: {**sft_training_config(_live(p), lora=False)},
+        config=lambda p: {**sft_training_config(_live(p), lora=False), "sampler": "random"},
         build=lambda ctx: finetune_from(ctx.deps["base"].path, ctx.preset, ctx.out, ctx.scratch,
-                                        budget=_live(ctx.preset).sft, mix=ctx.preset.sft_mix,
+                                        budget=_live(ctx.preset).sft, mix=ctx.preset.sft_mix, group_by_length=False,
                                         title=f"SFT, live ({_live(ctx.preset).sft.max_steps} steps)"),
     ))
     register(Stage(
@@ -367,12 +375,12 @@ def cold_start_experiment(preset: Preset, *, log=print) -> list[dict[str, Any]]:
     for rows in cs.tool_use_rows:
         mix = dataclasses.replace(preset.sft_mix, tool_use=rows)
         config = {"base": base.config_hash, "train": dataclasses.asdict(budget), "mix": dataclasses.asdict(mix),
-                  "seed": preset.seed}
+                  "seed": preset.seed, "sampler": "random"}
         path = artifact_dir(preset.name, f"cold_start/tool_use-{rows}")
         scratch = path.parent / ".scratch" / f"{path.name}-{config_hash(config)}"
 
         def build(out, mix=mix):
-            return finetune_from(base.path, preset, out, scratch, budget=budget, mix=mix,
+            return finetune_from(base.path, preset, out, scratch, budget=budget, mix=mix, group_by_length=False,
                                  title=f"SFT with {mix.tool_use} tool-use rows")
 
         art = ensure_artifact(path, build, stage=f"cold_start/tool_use-{rows}", preset=preset.name,

@@ -88,6 +88,10 @@ def test_cpu_config_turns_off_the_gpu_defaults(tmp_path):
                           on_gpu=False)
     assert args.use_cpu and not args.bf16 and not args.gradient_checkpointing and args.assistant_only_loss
     assert not getattr(args, "activation_checkpointing", False)
+    assert args.train_sampling_strategy == "group_by_length"
+    short = sft.sft_config(TrainBudget(max_steps=7, batch_size=4, learning_rate=1e-3, seq_len=256), tmp_path,
+                           on_gpu=False, group_by_length=False)
+    assert short.train_sampling_strategy == "random"  # short runs must see both tasks from the first step
     assert args.max_steps == 7 and args.max_length == 256 and not args.packing and args.report_to in ([], "none", ["none"])
 
 

@@ -1,0 +1,39 @@
+"""The SFT plots draw what they are given, and refuse empty input."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from lfm_helpers.evaluate import EvalReport, Rate
+from lfm_helpers.plotting import plot_cold_start, plot_sft_histories, plot_task_comparison
+
+
+def test_sft_histories_one_colour_per_run():
+    h = {"step": [1, 2, 3], "loss": [2.0, 1.0, 0.5], "val_step": [3], "val_loss": [0.7]}
+    ax = plot_sft_histories({"full": h, "lora": {**h, "val_step": []}})
+    assert len(ax.lines) == 3 and ax.get_yscale() == "log"
+    with pytest.raises(ValueError):
+        plot_sft_histories({})
+
+
+def test_task_comparison_bars_and_intervals():
+    report = EvalReport("extraction", "test", 10, {"valid_json": Rate(9, 10), "exact_match": Rate(2, 10)})
+    ax = plot_task_comparison({"base": {"extraction": report}, "sft": {"extraction": report}},
+                              {"valid JSON": ("extraction", "valid_json"), "exact": ("extraction", "exact_match")})
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [0.2, 0.2, 0.9, 0.9]
+    with pytest.raises(ValueError):
+        plot_task_comparison({}, {})
+
+
+def test_cold_start_plot():
+    rows = [{"tool_use_rows": 0, "tool_use_share": 0.0, "mean_reward": 0.0, "prompts_with_signal": 0.0},
+            {"tool_use_rows": 60, "tool_use_share": 0.02, "mean_reward": 0.3, "prompts_with_signal": 0.5}]
+    ax = plot_cold_start(rows)
+    assert [round(p.get_height(), 2) for p in ax.patches] == [0.0, 0.3, 0.0, 0.5]
+    with pytest.raises(ValueError):
+        plot_cold_start([])
