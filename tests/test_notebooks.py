@@ -62,8 +62,24 @@ def _check_03_pretraining(m):
     assert m["loop_speedup_vs_trainer"] > 0  # reported, not asserted: speed is the benchmark's job
 
 
+def _check_04_sft(m):
+    base, live, full, lora = m["base"], m["live"], m["full_sft"], m["lora_sft"]
+    # the base model continues text: neither JSON nor tool calls
+    assert base["extraction"]["valid_json"] < 0.1 and base["tool_use"]["call_parsed"] < 0.1
+    # SFT teaches both formats, and (more slowly) to copy values from the context
+    assert full["extraction"]["valid_json"] >= 0.8 and full["tool_use"]["call_parsed"] >= 0.8
+    assert full["extraction"]["field_exact_match"] > max(0.2, live["extraction"]["field_exact_match"])
+    assert full["tool_use"]["call_name"] > 0.4
+    assert lora["extraction"]["valid_json"] > base["extraction"]["valid_json"]
+    assert 0.05 < m["trained_token_share"] < 0.5 and 0 < m["lora_trainable_share"] < 0.2
+    # without tool-use data in SFT there is no reward signal for RL; with it there is
+    cold = m["cold_start"]
+    assert cold[0]["tool_use_rows"] == 0 and cold[0]["mean_reward"] == 0 and cold[0]["prompts_with_signal"] == 0
+    assert cold[-1]["mean_reward"] > 0 and cold[-1]["prompts_with_signal"] > 0
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
-               "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining}
+               "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft}
 
 NOTEBOOKS = list_notebooks()
 
