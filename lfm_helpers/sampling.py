@@ -53,6 +53,17 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def _generate_kwargs(sampling: Sampling, stops: list[int], pad_id: int | None, *, seed: int) -> dict:
+    """``model.generate`` arguments for ``sampling``; seeds torch's generator when it samples."""
+    kwargs = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=stops, pad_token_id=pad_id,
+                  repetition_penalty=sampling.repetition_penalty)
+    if sampling.temperature <= 0:
+        return {**kwargs, "do_sample": False}
+    torch.manual_seed(seed)
+    return {**kwargs, "do_sample": True, "temperature": sampling.temperature, "top_k": sampling.top_k or None,
+            "top_p": sampling.top_p}
+
+
 @torch.no_grad()
 def complete(model, tokenizer, prompts: list[str], sampling: Sampling = GREEDY, *,
              add_bos: bool = True, skip_special_tokens: bool = True) -> list[str]:
@@ -64,14 +75,7 @@ def complete(model, tokenizer, prompts: list[str], sampling: Sampling = GREEDY, 
         if add_bos and tokenizer.bos_token_id is not None:
             ids = [tokenizer.bos_token_id] + ids
         x = torch.tensor([ids], device=model.device)
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=stop_token_ids(tokenizer),
-                      pad_token_id=tokenizer.pad_token_id, repetition_penalty=sampling.repetition_penalty)
-        if sampling.temperature > 0:
-            torch.manual_seed(sampling.seed + i)
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_k=sampling.top_k or None,
-                          top_p=sampling.top_p)
-        else:
-            kwargs.update(do_sample=False)
+        kwargs = _generate_kwargs(sampling, stop_token_ids(tokenizer), tokenizer.pad_token_id, seed=sampling.seed + i)
         out = model.generate(x, attention_mask=torch.ones_like(x), **kwargs)
         outputs.append(tokenizer.decode(out[0, x.shape[1]:], skip_special_tokens=skip_special_tokens))
     return outputs
@@ -121,14 +125,7 @@ def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], sampling:
             p = list(prompts[i])
             ids[row, width - len(p):] = torch.tensor(p)
             mask[row, width - len(p):] = 1
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=sorted(stops), pad_token_id=pad,
-                      repetition_penalty=sampling.repetition_penalty)
-        if sampling.temperature > 0:
-            torch.manual_seed(sampling.seed + b)
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_k=sampling.top_k or None,
-                          top_p=sampling.top_p)
-        else:
-            kwargs.update(do_sample=False)
+        kwargs = _generate_kwargs(sampling, sorted(stops), pad, seed=sampling.seed + b)
         out = model.generate(ids.to(model.device), attention_mask=mask.to(model.device), **kwargs)
         for row, i in enumerate(batch):
             new = _cut_at_stop(out[row, width:].tolist(), stops)

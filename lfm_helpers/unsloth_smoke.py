@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +55,10 @@ VERSIONED = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "
 
 
 def versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    """The versions that tell the two environments apart (``versions.library_versions``)."""
+    from .versions import library_versions
+
+    return library_versions(VERSIONED)
 
 
 def build_base(folder: Path, *, max_seq_length: int) -> Path:
