@@ -307,7 +307,7 @@ _TINY = Preset(
     base_pretrain=TrainBudget(max_steps=1000, batch_size=16, learning_rate=3e-3, seq_len=256, warmup_steps=50),
     # SFT: the tool list makes tool-use conversations up to ~1,160 tokens; nothing is truncated.
     # The base cannot yet copy from its context, and SFT must teach it; that takes ~800 steps
-    # (about 40 minutes here), so the result is shipped (``shipped_sft``) and notebook 04 runs
+    # (about 30 minutes here), so the result is shipped (``shipped_sft``) and notebook 04 runs
     # the same code live on ``sft_live``'s short budget.
     sft=TrainBudget(max_steps=800, batch_size=16, learning_rate=2e-3, seq_len=1280, warmup_steps=20),
     sft_lora=TrainBudget(max_steps=800, batch_size=16, learning_rate=3e-3, seq_len=1280, warmup_steps=20),

@@ -15,7 +15,7 @@ Two variants share everything but the weights they update:
   (``lfm_helpers.finetune.LFM2_LORA_TARGETS``); the adapters are merged into the weights before
   saving, so later stages load either result the same way (the ``sft_lora`` stage).
 
-On the ``tiny`` preset both take about 40 minutes at their full budget, so their results are
+On the ``tiny`` preset each takes about 30 minutes at its full budget, so their results are
 shipped (``lfm_helpers.shipped``) and notebook 04 trains the ``sft_live`` stage, the same code on
 a short budget, in front of the learner.
 

@@ -3,7 +3,7 @@ really does the tasks.
 
 The tiny base cannot copy from its context when SFT starts (its corpus is about one small,
 memorisable world, so pretraining never needed to), and SFT has to teach it: about 800 steps,
-roughly 40 minutes on two CPU cores, too long for a notebook or for CI. As with the base
+roughly 30 minutes on two CPU cores, too long for a notebook or for CI. As with the base
 (``lfm_helpers.base``), the package's own stages were run once at the preset's full budget and
 their results are shipped in ``data/sft/<preset>/<stage>/`` with a manifest: the command, the
 exact training config (including the hash of the base it started from), the metrics and the
@@ -82,7 +82,7 @@ def ship(preset: Preset, *, command: str, log=print) -> list[Path]:
 
 
 def _rebuild_hint(preset: Preset) -> str:
-    return f"rebuild it with `python -m lfm_helpers ship-sft --preset {preset.name}` (about 40 minutes on two cores)"
+    return f"rebuild it with `python -m lfm_helpers ship-sft --preset {preset.name}` (about an hour on two cores: two runs of ~30 minutes)"
 
 
 def read_shipped(preset: Preset, stage: str) -> str:
