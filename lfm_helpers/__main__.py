@@ -56,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     p_ship_sft = sub.add_parser("ship-sft", help="run SFT (full and LoRA) at the preset's full budget and ship "
                                                  "the results in data/sft/<preset>/")
     p_ship_sft.add_argument("--preset", default=None)
+    p_search = sub.add_parser("sft-search", help="try changes to the preset (SFT steps, base, model size) until "
+                                                 "SFT reaches notebook 04's targets; writes a JSON table")
+    p_search.add_argument("--preset", default=None)
+    p_search.add_argument("--variants", nargs="*", help="variant names (default: all, cheapest first)")
+    p_search.add_argument("--examples", type=int, default=None, help="test rows per task (default: the preset's)")
+    p_search.add_argument("--jobs", type=int, default=1, help="variants trained side by side (on a GPU)")
+    p_search.add_argument("--out", default=None, help="results file (default: runs/<preset>/sft_search.json)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "data":
         from .data.generate import main as data_main
@@ -137,6 +144,25 @@ def main(argv: list[str] | None = None) -> int:
 
         preset = load_preset(args.preset)
         print(f"shipped: {ship_base(preset, command=f'python -m lfm_helpers ship-base --preset {preset.name}')}")
+        return 0
+    if args.command == "sft-search":
+        from .artifacts import artifact_dir
+        from .presets import load_preset
+        from .sft_search import VARIANTS, save_results, search, search_table, smallest_passing, variant_named
+        from .versions import library_versions
+
+        preset = load_preset(args.preset, check_device=False)
+        try:
+            variants = tuple(variant_named(v) for v in args.variants) if args.variants else VARIANTS
+        except ValueError as e:
+            parser.error(str(e))
+        out = args.out or artifact_dir(preset.name, "sft_search.json")
+        command = "python -m lfm_helpers " + " ".join(sys.argv[1:] if argv is None else argv)
+        results = search(preset, variants, n=args.examples, jobs=args.jobs,
+                         on_result=lambda rs: save_results(rs, out, command=command, versions=library_versions()))
+        print(search_table(results).to_string())
+        best = smallest_passing(results)
+        print(f"smallest change that meets the targets: {best['change'] if best else 'none of these'}; saved {out}")
         return 0
     if args.command == "ship-sft":
         from .presets import load_preset

@@ -248,11 +248,12 @@ def evaluate(model_or_path, task: str, split: str = "test", preset=None, *, n: i
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     preset = preset or load_preset(check_device=False)
     if isinstance(model_or_path, (str, Path)):
+        from .device import pick_device
         from .models import load_model
         from .tokenizer import load_tokenizer
 
         tokenizer = tokenizer or load_tokenizer(model_or_path)
-        model = load_model(model_or_path)
+        model = load_model(model_or_path, device=pick_device().device)
     else:
         model = model_or_path
         if tokenizer is None:

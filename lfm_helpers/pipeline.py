@@ -259,9 +259,11 @@ def _build_pretrain(ctx: StageContext) -> dict[str, Any]:
     from .pretrain import evaluate_loss, train_lm
     from .tokenizer import load_tokenizer, save_tokenizer
 
+    from .device import pick_device
+
     cfg = pretrain_config(ctx.preset)
     init = ctx.deps["init"].path
-    model, tok = load_model(init), load_tokenizer(init)
+    model, tok = load_model(init, device=pick_device().device), load_tokenizer(init)
     train, val = packed_corpus(ctx.preset, cfg.seq_len)
     initial_val = evaluate_loss(model, val, cfg.batch_size, cfg.eval_batches)
     plot = LivePlot("pretraining", "step", "loss") if in_notebook() else None

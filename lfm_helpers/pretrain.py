@@ -132,6 +132,11 @@ def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.A
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=cfg.betas)
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are: batches stay on the CPU until a step needs them."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, windows: torch.Tensor, batch_size: int, max_batches: int | None = None) -> float:
     """Mean next-token loss over ``windows`` (in order, so it is comparable between calls)."""
@@ -141,7 +146,7 @@ def evaluate_loss(model: torch.nn.Module, windows: torch.Tensor, batch_size: int
     for b, i in enumerate(range(0, len(windows), batch_size)):
         if max_batches is not None and b >= max_batches:
             break
-        x = windows[i:i + batch_size]
+        x = windows[i:i + batch_size].to(_device_of(model))
         losses.append(model(input_ids=x, labels=x).loss.item())
     model.train(was_training)
     return sum(losses) / len(losses)
@@ -185,7 +190,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, windows
     lr = cfg.learning_rate * lr_multiplier(step, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    x = windows[batch_indices(step, len(windows), cfg.batch_size, cfg.seed)]
+    x = windows[batch_indices(step, len(windows), cfg.batch_size, cfg.seed)].to(_device_of(model))
     loss = (forward or model)(input_ids=x, labels=x).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

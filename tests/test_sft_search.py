@@ -1,0 +1,78 @@
+"""The SFT preset search: variants, shared bases, the result table and the target check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lfm_helpers import sft_search as ss
+from lfm_helpers.presets import PRESETS, TrainBudget
+from test_sft import SFT_SMALL
+
+SEARCH_SMALL = dataclasses.replace(
+    SFT_SMALL, base_pretrain=TrainBudget(max_steps=2, batch_size=2, learning_rate=1e-3, seq_len=32),
+    sft=dataclasses.replace(SFT_SMALL.sft, max_steps=1),
+    eval=dataclasses.replace(SFT_SMALL.eval, num_examples=2),
+)
+
+
+def _metrics(json_rate, field_em, call_acc):
+    return {"extraction": {"valid_json": json_rate, "field_exact_match": field_em},
+            "tool_use": {"call_accuracy": call_acc}}
+
+
+def test_targets_need_every_rate():
+    assert ss.meets_targets(_metrics(0.95, 0.70, 0.70))
+    assert not ss.meets_targets(_metrics(1.0, 0.69, 0.9))
+    assert not ss.meets_targets(_metrics(0.94, 0.9, 0.9))
+
+
+def test_variants_change_one_thing_and_share_bases():
+    tiny = PRESETS["tiny"]
+    names = [v.name for v in ss.VARIANTS]
+    assert len(set(names)) == len(names) and ss.VARIANTS[0].own_base is False
+    p = ss.variant_preset(tiny, ss.variant_named("sft-3x"))
+    assert p.sft.max_steps == 2400 and p.model == tiny.model and p.name == "tiny-search-sft-3x" and not p.shipped_sft
+    wider = ss.variant_preset(tiny, ss.variant_named("wider"))
+    assert wider.model == ss.WIDER and wider.pretrain.max_steps == 4000 and wider.sft == tiny.sft
+    assert (ss.base_preset(tiny, ss.variant_named("base-4x")).name
+            == ss.base_preset(tiny, ss.variant_named("base-4x-sft-3x")).name != ss.base_preset(tiny, ss.variant_named("wider")).name)
+    with pytest.raises(ValueError, match="unknown variant 'nope'"):
+        ss.variant_named("nope")
+    with pytest.raises(ValueError, match="hub checkpoint"):
+        ss.variant_preset(PRESETS["colab"], ss.VARIANTS[0])
+
+
+def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
+    variants = (ss.Variant("a", "own base", base_steps=2), ss.Variant("b", "own base, 2 SFT steps", base_steps=2, sft_steps=2))
+    messages, saved = [], []
+    results = ss.search(SEARCH_SMALL, variants, log=messages.append, on_result=saved.append)
+    assert [len(s) for s in saved] == [1, 2] and saved[-1] == results  # saved as each variant finishes
+    assert [r["variant"] for r in results] == ["a", "b"] and [r["sft_steps"] for r in results] == [1, 2]
+    assert sum("reusing" in m and "/pretrain" in m for m in messages) == 1  # the second variant reuses the base
+    for r in results:
+        assert r["examples"] == {"extraction": 2, "tool_use": 2} and r["meets_targets"] is False
+        for (task, metric) in ss.TARGETS:
+            lo, hi = r["intervals"][task][metric]
+            assert lo <= r["metrics"][task][metric] <= hi
+    table = ss.search_table(results)
+    assert list(table.index) == ["a", "b"] and "field_exact_match (>= 0.70)" in table.columns
+    assert ss.smallest_passing(results) is None
+    passing = [dict(results[0], variant="wider", meets_targets=True), dict(results[1], variant="sft-3x", meets_targets=True)]
+    assert ss.smallest_passing(passing)["variant"] == "sft-3x"  # cheaper in VARIANTS order
+    out = tmp_path / "search.json"
+    ss.save_results(results, out, command="test", versions={"torch": "x"})
+    assert ss.load_results(out) == results
+    with pytest.raises(FileNotFoundError, match="sft-search"):
+        ss.load_results(tmp_path / "missing.json")
+
+
+@pytest.mark.slow
+def test_parallel_search_matches_the_serial_one(task_data, runs_root, monkeypatch):
+    variants = (ss.Variant("a", "own base", base_steps=2), ss.Variant("c", "shared base, other SFT", base_steps=2, sft_steps=2))
+    parallel = ss.search(SEARCH_SMALL, variants, jobs=2, log=lambda m: None)
+    monkeypatch.setenv("LFM_RUNS_DIR", str(runs_root.parent / "runs-serial"))
+    serial = ss.search(SEARCH_SMALL, variants, log=lambda m: None)
+    keep = ("variant", "metrics", "sft_steps", "base_val_loss", "sft_val_loss")
+    assert [{k: r[k] for k in keep} for r in parallel] == [{k: r[k] for k in keep} for r in serial]
