@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p_search.add_argument("--examples", type=int, default=None, help="test rows per task (default: the preset's)")
     p_search.add_argument("--jobs", type=int, default=1, help="variants trained side by side (on a GPU)")
     p_search.add_argument("--out", default=None, help="results file (default: runs/<preset>/sft_search.json)")
+    p_search.add_argument("--merge", action="store_true", help="keep the other variants' results already in --out")
     args, rest = parser.parse_known_args(argv)
     if args.command == "data":
         from .data.generate import main as data_main
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or artifact_dir(preset.name, "sft_search.json")
         command = "python -m lfm_helpers " + " ".join(sys.argv[1:] if argv is None else argv)
         results = search(preset, variants, n=args.examples, jobs=args.jobs,
-                         on_result=lambda rs: save_results(rs, out, command=command, versions=library_versions()))
+                         on_result=lambda rs: save_results(rs, out, command=command, versions=library_versions(),
+                                                           merge=args.merge))
         print(search_table(results).to_string())
         best = smallest_passing(results)
         print(f"smallest change that meets the targets: {best['change'] if best else 'none of these'}; saved {out}")

@@ -293,3 +293,25 @@ def plot_cold_start(rows: list[dict], *, ax=None):
     ax.set(ylim=(0, 1.05), xlabel="tool-use rows in SFT", title="What RL would start from")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_sft_search(results: list[dict], targets: dict[tuple[str, str], float], *, ax=None):
+    """One group of bars per variant of the SFT preset search (``sft_search``): each target
+    metric with its 95% interval, and a dashed line at each target."""
+    if not results:
+        raise ValueError("no search results to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.8))
+    width = 0.8 / len(targets)
+    x = np.arange(len(results))
+    for i, ((task, metric), target) in enumerate(targets.items()):
+        values = np.array([r["metrics"][task][metric] for r in results])
+        low = values - np.array([r["intervals"][task][metric][0] for r in results])
+        high = np.array([r["intervals"][task][metric][1] for r in results]) - values
+        bars = ax.bar(x + (i - (len(targets) - 1) / 2) * width, values, width, yerr=[low, high], capsize=3,
+                      label=f"{metric} (target {target:.2f})")
+        ax.axhline(target, color=bars.patches[0].get_facecolor(), linestyle="--", linewidth=1)
+    ax.set_xticks(x, [r["variant"] for r in results], fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="rate on the test split (95% interval)", title="SFT preset search")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax

@@ -45,18 +45,22 @@ class Variant:
     sft_steps: int | None = None
     base_steps: int | None = None
     model: ModelSpec | None = None
+    sft_batch_size: int | None = None
 
     @property
     def own_base(self) -> bool:
         return self.base_steps is not None or self.model is not None
 
 
-#: Ordered from the cheapest change to the largest.
+#: Roughly from the cheapest change to the largest (training tokens; the wider model costs ~2.4x per token).
 VARIANTS: tuple[Variant, ...] = (
     Variant("as-shipped", "none: the tiny preset (800 SFT steps on the shipped base)"),
     Variant("sft-3x", "3x the SFT steps (2,400)", sft_steps=2400),
     Variant("base-4x", "4x the base pretraining (4,000 steps, ~16M tokens)", base_steps=4000),
     Variant("base-4x-sft-3x", "4x the base pretraining and 3x the SFT steps", base_steps=4000, sft_steps=2400),
+    Variant("sft-6x", "6x the SFT examples (2,400 steps of 32)", sft_steps=2400, sft_batch_size=32),
+    Variant("base-4x-sft-6x", "4x the base pretraining and 6x the SFT examples", base_steps=4000, sft_steps=2400,
+            sft_batch_size=32),
     Variant("wider", "a wider, deeper model (hidden 256, 8 layers), base 4x", base_steps=4000, model=WIDER),
     Variant("wider-sft-3x", "the wider model, base 4x, and 3x the SFT steps", base_steps=4000, sft_steps=2400,
             model=WIDER),
@@ -80,7 +84,8 @@ def variant_preset(preset: Preset, variant: Variant) -> Preset:
         name=f"{preset.name}-search-{variant.name}",
         model=variant.model or preset.model,
         pretrain=dataclasses.replace(base, max_steps=variant.base_steps or base.max_steps),
-        sft=dataclasses.replace(preset.sft, max_steps=variant.sft_steps or preset.sft.max_steps),
+        sft=dataclasses.replace(preset.sft, max_steps=variant.sft_steps or preset.sft.max_steps,
+                                batch_size=variant.sft_batch_size or preset.sft.batch_size),
         shipped_sft=False,
     )
 
@@ -134,6 +139,7 @@ def run_variant(preset: Preset, variant: Variant, *, n: int | None = None, log: 
     return {
         "variant": variant.name, "change": variant.change, "params": art.metrics["total_params"],
         "base_val_loss": base.metrics.get("final_val_loss"), "sft_steps": p.sft.max_steps,
+        "sft_batch_size": p.sft.batch_size,
         "base_steps": p.pretrain.max_steps if variant.own_base else preset.base_pretrain.max_steps,
         "sft_val_loss": art.metrics.get("final_val_loss"), "examples": {t: r.n_examples for t, r in reports.items()},
         "metrics": metrics, "intervals": {t: {k: [round(x, 4) for x in rate.interval] for k, rate in r.rates.items()}
@@ -150,7 +156,7 @@ def search_table(results: list[dict]):
     rows = []
     for r in results:
         row = {"variant": r["variant"], "change": r["change"], "params": r["params"], "base steps": r["base_steps"],
-               "SFT steps": r["sft_steps"]}
+               "SFT steps": r["sft_steps"], "SFT batch": r.get("sft_batch_size", 16)}
         for (task, metric), target in TARGETS.items():
             lo, hi = r["intervals"][task][metric]
             row[f"{metric} (>= {target:.2f})"] = f"{r['metrics'][task][metric]:.3f} [{lo:.2f}, {hi:.2f}]"
@@ -166,14 +172,33 @@ def smallest_passing(results: list[dict]) -> dict | None:
     return passing[0] if passing else None
 
 
-def save_results(results: list[dict], path: Path, *, command: str, versions: dict[str, str]) -> None:
-    """Write the search's results (with the command and library versions that made them) atomically."""
+def closest_to_targets(results: list[dict]) -> dict:
+    """The variant whose worst metric, as a fraction of its target, is highest."""
+    if not results:
+        raise ValueError("no search results")
+    return max(results, key=lambda r: min(r["metrics"][t][m] / v for (t, m), v in TARGETS.items()))
+
+
+def save_results(results: list[dict], path: Path, *, command: str, versions: dict[str, str], merge: bool = False) -> None:
+    """Write the search's results (with the commands and library versions that made them) atomically.
+
+    With ``merge`` the results of variants this run did not train are kept from the file, so a
+    search can be extended one variant at a time.
+    """
     from .artifacts import atomic_write_text
 
+    path = Path(path)
+    commands, keep = [command], []
+    if merge and path.is_file():
+        old = json.loads(path.read_text())
+        names = {r["variant"] for r in results}
+        keep = [r for r in old["results"] if r["variant"] not in names]
+        commands = old["commands"] + commands
     order = {v.name: i for i, v in enumerate(VARIANTS)}
-    payload = {"command": command, "targets": {f"{t}/{m}": v for (t, m), v in TARGETS.items()},
-               "versions": versions, "results": sorted(results, key=lambda r: order.get(r["variant"], len(order)))}
-    atomic_write_text(Path(path), json.dumps(payload, indent=1) + "\n")
+    payload = {"commands": commands, "targets": {f"{t}/{m}": v for (t, m), v in TARGETS.items()},
+               "versions": versions,
+               "results": sorted(keep + list(results), key=lambda r: order.get(r["variant"], len(order)))}
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
 
 
 def load_results(path: Path) -> list[dict]:

@@ -76,6 +76,8 @@ def _check_04_sft(m):
     cold = m["cold_start"]
     assert cold[0]["tool_use_rows"] == 0 and cold[0]["mean_reward"] == 0 and cold[0]["prompts_with_signal"] == 0
     assert cold[-1]["mean_reward"] > 0 and cold[-1]["prompts_with_signal"] > 0
+    # the shipped preset search: the prose names the closest variant and says none passes
+    assert m["search_passing"] is None and m["search_closest"] == "base-4x-sft-3x"
 
 
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,

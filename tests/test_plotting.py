@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import pytest
 
 from lfm_helpers.evaluate import EvalReport, Rate
-from lfm_helpers.plotting import plot_cold_start, plot_sft_histories, plot_task_comparison
+from lfm_helpers.plotting import plot_cold_start, plot_sft_histories, plot_sft_search, plot_task_comparison
 
 
 def test_sft_histories_one_colour_per_run():
@@ -37,3 +37,19 @@ def test_cold_start_plot():
     assert [round(p.get_height(), 2) for p in ax.patches] == [0.0, 0.3, 0.0, 0.5]
     with pytest.raises(ValueError):
         plot_cold_start([])
+
+
+def test_sft_search_bars_and_target_lines():
+    from lfm_helpers.sft_search import TARGETS
+
+    def result(name, value):
+        metrics = {task: {m: value for (t, m) in TARGETS if t == task} for task, _ in TARGETS}
+        intervals = {task: {m: [value - 0.1, value + 0.05] for m in ms} for task, ms in metrics.items()}
+        return {"variant": name, "metrics": metrics, "intervals": intervals}
+
+    ax = plot_sft_search([result("a", 0.5), result("b", 0.8)], TARGETS)
+    assert sorted(round(p.get_height(), 2) for p in ax.patches) == [0.5] * 3 + [0.8] * 3
+    assert sorted(round(line.get_ydata()[0], 2) for line in ax.lines if line.get_linestyle() == "--") == [0.7, 0.7, 0.95]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    with pytest.raises(ValueError):
+        plot_sft_search([], TARGETS)

@@ -61,6 +61,8 @@ def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
     assert ss.smallest_passing(results) is None
     passing = [dict(results[0], variant="wider", meets_targets=True), dict(results[1], variant="sft-3x", meets_targets=True)]
     assert ss.smallest_passing(passing)["variant"] == "sft-3x"  # cheaper in VARIANTS order
+    near = [dict(results[0], metrics=_metrics(1.0, 0.9, 0.3)), dict(results[1], metrics=_metrics(0.96, 0.72, 0.6))]
+    assert ss.closest_to_targets(near) is near[1]  # its worst metric (0.6 of 0.7) beats 0.3 of 0.7
     out = tmp_path / "search.json"
     ss.save_results(results, out, command="test", versions={"torch": "x"})
     assert ss.load_results(out) == results
@@ -76,3 +78,13 @@ def test_parallel_search_matches_the_serial_one(task_data, runs_root, monkeypatc
     serial = ss.search(SEARCH_SMALL, variants, log=lambda m: None)
     keep = ("variant", "metrics", "sft_steps", "base_val_loss", "sft_val_loss")
     assert [{k: r[k] for k in keep} for r in parallel] == [{k: r[k] for k in keep} for r in serial]
+
+
+def test_shipped_search_results_are_complete():
+    """data/sft/tiny/search.json (made on a GPU by scripts/gpu_check.sh) covers every variant."""
+    from lfm_helpers.paths import data_dir
+
+    results = ss.load_results(data_dir() / "sft" / "tiny" / "search.json")
+    assert [r["variant"] for r in results] == [v.name for v in ss.VARIANTS]
+    for r in results:
+        assert r["meets_targets"] == ss.meets_targets(r["metrics"]) and r["examples"] == {"extraction": 128, "tool_use": 128}
