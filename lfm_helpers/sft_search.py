@@ -59,8 +59,6 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("base-4x", "4x the base pretraining (4,000 steps, ~16M tokens)", base_steps=4000),
     Variant("base-4x-sft-3x", "4x the base pretraining and 3x the SFT steps", base_steps=4000, sft_steps=2400),
     Variant("sft-6x", "6x the SFT examples (2,400 steps of 32)", sft_steps=2400, sft_batch_size=32),
-    Variant("base-4x-sft-6x", "4x the base pretraining and 6x the SFT examples", base_steps=4000, sft_steps=2400,
-            sft_batch_size=32),
     Variant("wider", "a wider, deeper model (hidden 256, 8 layers), base 4x", base_steps=4000, model=WIDER),
     Variant("wider-sft-3x", "the wider model, base 4x, and 3x the SFT steps", base_steps=4000, sft_steps=2400,
             model=WIDER),
