@@ -51,6 +51,19 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def difference_interval(after: "Rate", before: "Rate") -> tuple[float, float, float]:
+    """``after - before`` and its 95% interval (Newcombe's method from the two Wilson intervals):
+    how a later stage's rate moved from an earlier one's on the same split.
+
+    The two rates are treated as independent samples, which they are not quite (same prompts),
+    so the interval is conservative.
+    """
+    pa, pb = after.value, before.value
+    (la, ua), (lb, ub) = after.interval, before.interval
+    diff = pa - pb
+    return diff, diff - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), diff + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+
+
 @dataclass(frozen=True)
 class Rate:
     """``successes`` out of ``n`` trials, with its 95% interval."""

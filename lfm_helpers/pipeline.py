@@ -338,3 +338,4 @@ register(Stage(
 # Each post-training module registers its own stages when imported; importing them here makes
 # ``run_stage("sft")`` work from any notebook or the command line.
 from . import sft as _sft  # noqa: E402,F401
+from . import preference as _preference  # noqa: E402,F401

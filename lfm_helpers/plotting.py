@@ -315,3 +315,45 @@ def plot_sft_search(results: list[dict], targets: dict[tuple[str, str], float], 
     ax.set(ylim=(0, 1.05), ylabel="rate on the test split (95% interval)", title="SFT preset search")
     ax.legend(fontsize=8, loc="lower right")
     return ax
+
+
+def plot_preference_rounds(rounds: dict[str, list[dict]], metrics: dict[str, tuple[str, str]], *, axes=None):
+    """Per-round curves of on-policy preference optimisation: each metric in ``metrics`` (label ->
+    (task, rate)), the mean reply length, and the share of pairs whose chosen side is longer.
+    ``rounds[variant]`` lists ``rounds.json`` entries, round 0 (the starting model) first."""
+    if not rounds:
+        raise ValueError("no rounds to plot")
+    panels = len(metrics) + 2
+    if axes is None:
+        _, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.2))
+    for variant, rs in rounds.items():
+        x = [r["round"] for r in rs]
+        for ax, (label, (task, rate)) in zip(axes, metrics.items()):
+            ax.plot(x, [r["metrics"][task][rate] for r in rs], marker="o", label=variant)
+            ax.set(title=label, xlabel="round", ylim=(0, 1))
+        axes[-2].plot(x, [r["mean_output_tokens"] for r in rs], marker="o", label=variant)
+        later = [r for r in rs if "pairs" in r]
+        axes[-1].plot([r["round"] for r in later], [r["pairs"]["chosen_longer_share"] for r in later], marker="o",
+                      label=variant)
+    axes[-2].set(title="mean reply length (tokens)", xlabel="round")
+    axes[-1].set(title="pairs whose chosen is longer", xlabel="round", ylim=(0, 1))
+    axes[-1].axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    plt.tight_layout()
+    return axes
+
+
+def plot_pair_scores(pair_set, *, ax=None):
+    """Histogram of the verifier scores of sampled and greedy candidates (a ``PairSet``)."""
+    if not pair_set.scores:
+        raise ValueError("no scored prompts")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.linspace(0, 1, 11)
+    ax.hist([s for g in pair_set.scores for s in g[:-1]], bins=bins, alpha=0.6, density=True, label="sampled")
+    ax.hist([g[-1] for g in pair_set.scores], bins=bins, alpha=0.6, density=True, label="greedy")
+    ax.set(xlabel="verifier score", ylabel="density", title="Candidate scores")
+    ax.legend(fontsize=8)
+    return ax

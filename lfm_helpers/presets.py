@@ -125,6 +125,36 @@ class EvalBudget:
 
 
 @dataclass(frozen=True)
+class PreferenceBudget:
+    """Notebook 05's on-policy DPO: each of ``rounds`` rounds samples ``samples`` completions (at
+    ``temperature``) plus a greedy one for ``extraction_prompts`` extraction prompts and every
+    assistant turn of ``tool_use_rows`` tool-use conversations (fresh train rows each round), keeps
+    best-vs-worst pairs whose scores differ by at least ``min_margin``, and trains ``train`` steps.
+    ``beta`` scales the summed log-ratios of standard DPO; ``beta_normalised`` the per-token
+    log-ratios of the length-normalised loss (so it is larger: about ``beta`` times a typical
+    answer's length). ``sft_weight`` adds the chosen side's negative log-likelihood to the loss
+    (RPO), which keeps DPO from pushing both sides down on a tiny model."""
+
+    train: TrainBudget
+    rounds: int = 2
+    extraction_prompts: int = 64
+    tool_use_rows: int = 16
+    samples: int = 4
+    temperature: float = 1.0
+    max_new_tokens: int = 96
+    min_margin: float = 0.2
+    beta: float = 0.1
+    beta_normalised: float = 2.0
+    sft_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.samples < 1:
+            raise ValueError(f"need at least one round and one sample per prompt, got {self}")
+        if not 0 < self.min_margin <= 1:
+            raise ValueError(f"min_margin must be in (0, 1] (scores are in [0, 1]), got {self.min_margin}")
+
+
+@dataclass(frozen=True)
 class ProfileBudget:
     """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
 
@@ -237,6 +267,8 @@ class Preset:
     #: The longer pretraining that made the base shipped in ``data/base/<preset>/`` (``None``:
     #: the base is the checkpoint in ``sources.base_model``). See ``lfm_helpers.base``.
     base_pretrain: TrainBudget | None = None
+    #: On-policy preference optimisation (notebook 05); ``None``: the preset does not run it.
+    preference: PreferenceBudget | None = None
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -314,6 +346,9 @@ _TINY = Preset(
     shipped_sft=True,
     sft_live=TrainBudget(max_steps=40, batch_size=16, learning_rate=2e-3, seq_len=1280, warmup_steps=5),
     cold_start=ColdStartBudget(tool_use_rows=(0, 60, 3000), steps=40, batch_size=8),
+    # Per variant two rounds of: sampling (~40 s), 24 DPO steps (~3 s each), the test split (~1 min).
+    preference=PreferenceBudget(train=TrainBudget(max_steps=24, batch_size=8, learning_rate=2e-4, seq_len=1280,
+                                                  warmup_steps=2), temperature=0.7),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -343,6 +378,10 @@ _COLAB = Preset(
     sft=TrainBudget(max_steps=300, batch_size=8, learning_rate=5e-5, seq_len=2048, warmup_steps=20),
     sft_lora=TrainBudget(max_steps=300, batch_size=8, learning_rate=2e-4, seq_len=2048, warmup_steps=20),
     cold_start=ColdStartBudget(tool_use_rows=(0, 60, 3000), steps=100),
+    preference=PreferenceBudget(train=TrainBudget(max_steps=100, batch_size=8, learning_rate=5e-7, seq_len=2048,
+                                                  warmup_steps=10),
+                                extraction_prompts=256, tool_use_rows=64, max_new_tokens=256, beta=0.1,
+                                beta_normalised=5.0),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),

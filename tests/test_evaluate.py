@@ -136,3 +136,11 @@ def test_evaluate_rejects_unknown_tasks_and_missing_tokenizer():
         ev.evaluate("x", "translation", preset=SMALL)
     with pytest.raises(ValueError, match="tokenizer"):
         ev.evaluate(torch.nn.Linear(1, 1), "extraction", preset=SMALL)
+
+
+def test_difference_interval_matches_newcombe():
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339
+    diff, lo, hi = ev.difference_interval(ev.Rate(56, 70), ev.Rate(48, 80))
+    assert diff == pytest.approx(0.2) and lo == pytest.approx(0.0524, abs=1e-4) and hi == pytest.approx(0.3339, abs=1e-4)
+    same = ev.difference_interval(ev.Rate(5, 10), ev.Rate(5, 10))
+    assert same[0] == 0 and same[1] < 0 < same[2]

@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import pytest
 
 from lfm_helpers.evaluate import EvalReport, Rate
-from lfm_helpers.plotting import plot_cold_start, plot_sft_histories, plot_sft_search, plot_task_comparison
+from lfm_helpers.plotting import (plot_cold_start, plot_pair_scores, plot_preference_rounds, plot_sft_histories,
+                                   plot_sft_search, plot_task_comparison)
 
 
 def test_sft_histories_one_colour_per_run():
@@ -53,3 +54,25 @@ def test_sft_search_bars_and_target_lines():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     with pytest.raises(ValueError):
         plot_sft_search([], TARGETS)
+
+
+def test_preference_rounds_one_line_per_variant_and_panel():
+    def entry(r, v):
+        e = {"round": r, "metrics": {"extraction": {"field_exact_match": v}}, "mean_output_tokens": 30 + r}
+        return e if r == 0 else {**e, "pairs": {"chosen_longer_share": 0.4}}
+
+    rounds = {"standard": [entry(r, 0.3 + 0.1 * r) for r in range(3)], "normalised": [entry(r, 0.3) for r in range(3)]}
+    axes = plot_preference_rounds(rounds, {"field EM": ("extraction", "field_exact_match")})
+    assert len(axes) == 3 and [len(ax.lines) for ax in axes] == [2, 2, 3]  # the last panel has the 0.5 line
+    assert list(axes[0].lines[0].get_ydata()) == [0.3, 0.4, 0.5] and list(axes[2].lines[0].get_xdata()) == [1, 2]
+    with pytest.raises(ValueError):
+        plot_preference_rounds({}, {})
+
+
+def test_pair_scores_histogram():
+    from lfm_helpers.preference import PairSet
+
+    ax = plot_pair_scores(PairSet([], [[0.0, 1.0, 0.5], [1.0, 1.0, 1.0]]))
+    assert len(ax.patches) == 20  # ten bins, sampled and greedy
+    with pytest.raises(ValueError):
+        plot_pair_scores(PairSet([], []))
