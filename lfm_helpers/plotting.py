@@ -336,6 +336,7 @@ def plot_preference_rounds(rounds: dict[str, list[dict]], metrics: dict[str, tup
         axes[-1].plot([r["round"] for r in later], [r["pairs"]["chosen_longer_share"] for r in later], marker="o",
                       label=variant)
     axes[-2].set(title="mean reply length (tokens)", xlabel="round")
+    axes[-2].set_ylim(bottom=0)  # from zero, so a one-token change does not look like a trend
     axes[-1].set(title="pairs whose chosen is longer", xlabel="round", ylim=(0, 1))
     axes[-1].axhline(0.5, color="grey", linestyle=":", linewidth=1)
     axes[0].legend(fontsize=8)

@@ -80,8 +80,23 @@ def _check_04_sft(m):
     assert m["search_passing"] is None and m["search_closest"] == "base-4x-sft-3x"
 
 
+def _check_05_preference(m):
+    sft, final = m["sft"], m["final"]
+    assert set(final) == {"standard", "normalised"}
+    for variant, rounds in m["pairs"].items():
+        assert len(rounds) >= 2 and all(0 < r["pair_yield"] < 1 and r["pairs"] > 0 for r in rounds), variant
+        # the prose: greedy beats the average sample, and is never the rejected side
+        assert all(r["mean_greedy_score"] > r["mean_sampled_score"] and r["rejected_is_greedy_share"] < 0.1 for r in rounds)
+    lengths = m["mean_output_tokens"]
+    assert all(abs(lengths[v] - lengths["sft"]) < 0.25 * lengths["sft"] for v in final)  # no length blow-up
+    # DPO must not break the formats SFT taught
+    assert all(final[v]["extraction"]["valid_json"] >= sft["extraction"]["valid_json"] - 0.1 for v in final)
+    assert set(m["resampled"]) == {"SFT", "standard", "normalised"}
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
-               "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft}
+               "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft,
+               "05_preference": _check_05_preference}
 
 NOTEBOOKS = list_notebooks()
 
