@@ -336,6 +336,7 @@ register(Stage(
 
 # --------------------------------------------------------------------------- later stages
 # Each post-training module registers its own stages when imported; importing them here makes
-# ``run_stage("sft")`` work from any notebook or the command line.
+# ``run_stage("sft")`` work from any notebook or the command line. ``sft`` in turn imports the
+# modules whose stages depend on its own (a stage can only be registered after its dependencies),
+# so the registration order holds whichever module is imported first.
 from . import sft as _sft  # noqa: E402,F401
-from . import preference as _preference  # noqa: E402,F401

@@ -358,3 +358,26 @@ def plot_pair_scores(pair_set, *, ax=None):
     ax.set(xlabel="verifier score", ylabel="density", title="Candidate scores")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_rl_histories(histories: dict[str, dict], *, axes=None):
+    """GRPO runs side by side: mean episode reward (band: the within-group spread), the share of
+    groups whose rewards are all equal (no gradient), KL to the start, and policy entropy."""
+    if not histories:
+        raise ValueError("no histories to plot")
+    if axes is None:
+        _, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    for name, h in histories.items():
+        step, reward, spread = np.array(h["step"]), np.array(h["reward"]), np.array(h["reward_std"])
+        (line,) = axes[0].plot(step, reward, label=name)
+        axes[0].fill_between(step, reward - spread, reward + spread, color=line.get_color(), alpha=0.15)
+        axes[1].plot(step, h["zero_std_groups"], label=name)
+        axes[2].plot(step, h["kl"], label=name)
+        axes[3].plot(step, h["entropy"], label=name)
+    axes[0].set(title="episode reward (± spread)", xlabel="step", ylim=(0, 1))
+    axes[1].set(title="groups with no reward spread", xlabel="step", ylim=(0, 1.05))
+    axes[2].set(title="KL to the starting policy", xlabel="step")
+    axes[3].set(title="entropy", xlabel="step")
+    axes[0].legend(fontsize=8)
+    plt.tight_layout()
+    return axes

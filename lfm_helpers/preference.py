@@ -404,3 +404,4 @@ def improvement_table(start: Mapping[str, Any], finals: Mapping[str, Mapping[str
                          "after": round(after.value, 3), "difference": round(diff, 3),
                          "95% interval": f"[{lo:+.3f}, {hi:+.3f}]", "clearly better": lo > 0})
     return pd.DataFrame(rows).set_index(["variant", "metric"])
+from . import rl as _rl  # noqa: E402,F401  (its stage builds on "preference"; see pipeline.py)

@@ -155,6 +155,31 @@ class PreferenceBudget:
 
 
 @dataclass(frozen=True)
+class RLBudget:
+    """Notebook 06's GRPO: ``steps`` steps, each playing ``generations`` episodes of each of
+    ``prompts_per_step`` tool-use conversations (first user turn, sampled at ``temperature``,
+    ``max_new_tokens`` a turn), rewarded by the environment; KL to the starting policy weighted by
+    ``beta``. ``cold_steps``: the short run from notebook 04's no-tool-data checkpoint that shows
+    RL with no reward signal."""
+
+    steps: int
+    learning_rate: float
+    prompts_per_step: int = 4
+    generations: int = 6
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    beta: float = 0.04
+    cold_steps: int = 6
+    row_offset: int = 1000  # train rows from here on (the first ones fed SFT's short runs)
+
+    def __post_init__(self) -> None:
+        if self.generations < 2:
+            raise ValueError("GRPO compares completions within a group: generations must be >= 2")
+        if self.steps < 1 or self.prompts_per_step < 1 or self.cold_steps < 1:
+            raise ValueError(f"steps, prompts_per_step and cold_steps must be >= 1, got {self}")
+
+
+@dataclass(frozen=True)
 class ProfileBudget:
     """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
 
@@ -269,6 +294,8 @@ class Preset:
     base_pretrain: TrainBudget | None = None
     #: On-policy preference optimisation (notebook 05); ``None``: the preset does not run it.
     preference: PreferenceBudget | None = None
+    #: GRPO in the tool environment (notebook 06); ``None``: the preset does not run it.
+    rl: RLBudget | None = None
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -349,6 +376,8 @@ _TINY = Preset(
     # Per variant two rounds of: sampling (~40 s), 24 DPO steps (~3 s each), the test split (~1 min).
     preference=PreferenceBudget(train=TrainBudget(max_steps=24, batch_size=8, learning_rate=2e-4, seq_len=1280,
                                                   warmup_steps=2), temperature=0.7),
+    # ~10 s a step here (24 episodes of one to three turns, then the policy update).
+    rl=RLBudget(steps=30, learning_rate=3e-4),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -382,6 +411,7 @@ _COLAB = Preset(
                                                   warmup_steps=10),
                                 extraction_prompts=256, tool_use_rows=64, max_new_tokens=256, beta=0.1,
                                 beta_normalised=5.0),
+    rl=RLBudget(steps=100, learning_rate=1e-6, prompts_per_step=8, generations=8, max_new_tokens=256),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),

@@ -358,6 +358,7 @@ def _register() -> None:
 
 
 _register()
+from . import preference as _preference  # noqa: E402,F401  (its stages build on "sft"; see pipeline.py)
 
 
 # --------------------------------------------------------------------------- cold start

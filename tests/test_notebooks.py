@@ -94,9 +94,19 @@ def _check_05_preference(m):
     assert set(m["resampled"]) == {"SFT", "standard", "normalised"}
 
 
+def _check_06_rl(m):
+    # the cold start: every group's rewards are equal, so GRPO has no signal
+    assert max(m["cold_start"]["reward"]) == 0 and min(m["cold_start"]["zero_std_groups"]) == 1
+    # from the preference model the groups differ (a signal exists) and the policy moves away from its start
+    assert min(m["rl"]["zero_std_groups"]) < 1 and max(m["rl"]["kl"]) > 0
+    assert 0 < m["demo"]["mean_reward"] < 1 and m["demo"]["answered"] > 0.5
+    # RL must not break what SFT taught
+    assert m["after"]["tool_use"]["call_parsed"] >= m["before"]["tool_use"]["call_parsed"] - 0.1
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
                "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft,
-               "05_preference": _check_05_preference}
+               "05_preference": _check_05_preference, "06_rl": _check_06_rl}
 
 NOTEBOOKS = list_notebooks()
 

@@ -9,8 +9,8 @@ matplotlib.use("Agg")
 import pytest
 
 from lfm_helpers.evaluate import EvalReport, Rate
-from lfm_helpers.plotting import (plot_cold_start, plot_pair_scores, plot_preference_rounds, plot_sft_histories,
-                                   plot_sft_search, plot_task_comparison)
+from lfm_helpers.plotting import (plot_cold_start, plot_pair_scores, plot_preference_rounds, plot_rl_histories,
+                                   plot_sft_histories, plot_sft_search, plot_task_comparison)
 
 
 def test_sft_histories_one_colour_per_run():
@@ -76,3 +76,13 @@ def test_pair_scores_histogram():
     assert len(ax.patches) == 20  # ten bins, sampled and greedy
     with pytest.raises(ValueError):
         plot_pair_scores(PairSet([], []))
+
+
+def test_rl_histories_four_panels_one_line_each():
+    h = {"step": [1, 2], "reward": [0.2, 0.4], "reward_std": [0.1, 0.1], "zero_std_groups": [0.5, 0.25],
+         "kl": [0.0, 0.01], "entropy": [0.7, 0.6]}
+    axes = plot_rl_histories({"cold": {**h, "reward": [0.0, 0.0]}, "warm": h})
+    assert len(axes) == 4 and all(len(ax.lines) == 2 for ax in axes)
+    assert list(axes[0].lines[1].get_ydata()) == [0.2, 0.4] and len(axes[0].collections) == 2  # the spread bands
+    with pytest.raises(ValueError):
+        plot_rl_histories({})
