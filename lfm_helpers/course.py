@@ -63,8 +63,11 @@ class NotebookRun:
 
 
 def execute_notebook(path: Path, *, preset: str | None = None, output: Path | None = None,
-                     timeout: int = 1200) -> NotebookRun:
+                     timeout: int = 2400) -> NotebookRun:
     """Execute ``path`` in a fresh ``python3`` kernel (cwd: the notebook's folder).
+
+    ``timeout`` is per cell: a post-training cell trains a stage (notebook 05's DPO rounds take
+    about 10 minutes here), so it allows four times that before calling a cell stuck.
 
     ``preset`` is passed to the kernel through ``LFM_PRESET``. The executed copy is written to
     ``output`` when given (the book is built from these). Errors are caught and returned, with
