@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from .sampling import Sampling, chat_prompt_ids, generate_batch
-from .tools import ToolError, call_tool, parse_tool_calls, tool_schemas
-from .verifiers import tool_call_reward, verify_final_answer, verify_tool_call
+
+# Imported by ``sft`` (through ``preference``) to register the ``rl`` stage, so this module must
+# import in the Unsloth environment too, which lacks the verifiers' jsonschema: the tools and
+# verifiers are imported where they are used.
 
 
 @dataclass
@@ -51,6 +53,7 @@ class ToolEpisode:
     @classmethod
     def start(cls, row: Mapping[str, Any]) -> "ToolEpisode":
         from .data import conversation_turns
+        from .tools import tool_schemas
 
         msgs = row["messages"]
         users = [i for i, m in enumerate(msgs) if m["role"] == "user"]
@@ -70,8 +73,13 @@ class ToolEpisode:
     def turns(self) -> int:
         return sum(m["role"] == "assistant" for m in self.messages[self.prompt_messages:])
 
-    def step(self, text: str, run_tool: Callable[[str, Mapping[str, Any]], str] = call_tool) -> None:
-        """Take the policy's next turn: run its tool calls, or end the episode on an answer."""
+    def step(self, text: str, run_tool: Callable[[str, Mapping[str, Any]], str] | None = None) -> None:
+        """Take the policy's next turn: run its tool calls (with ``run_tool``, default the real
+        registry's ``call_tool``), or end the episode on an answer."""
+        from .tools import ToolError, call_tool, parse_tool_calls
+        from .verifiers import tool_call_reward, verify_final_answer, verify_tool_call
+
+        run_tool = run_tool or call_tool
         self.messages.append({"role": "assistant", "content": text})
         calls = verify_tool_call(text, [])["calls"]
         if not calls:
@@ -108,7 +116,7 @@ class ToolEpisode:
 
 
 def play(model, tokenizer, rows: Sequence[Mapping[str, Any]], sampling: Sampling, *, generations: int = 1,
-         batch_size: int = 16, run_tool: Callable[[str, Mapping[str, Any]], str] = call_tool) -> list[ToolEpisode]:
+         batch_size: int = 16, run_tool: Callable[[str, Mapping[str, Any]], str] | None = None) -> list[ToolEpisode]:
     """Play ``generations`` episodes of each row (row-major: all of row 0's first), in batched
     rounds: each round generates one turn for every unfinished episode."""
     episodes = [ToolEpisode.start(r) for r in rows for _ in range(generations)]
