@@ -29,7 +29,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -97,7 +97,6 @@ class PairSet:
 
     pairs: list[dict[str, Any]]
     scores: list[list[float]]  # per prompt: the sampled candidates' scores, then the greedy one's
-    kinds: list[str] = field(default_factory=list)
 
     def stats(self) -> dict[str, Any]:
         """How many prompts gave a pair, the mean scores, and the length balance of the pairs."""
@@ -165,7 +164,7 @@ def sample_pairs(model, tokenizer, cases: Sequence[Case], *, samples: int, tempe
             "chosen_tokens": n_tokens(tokenizer, candidates[c]), "rejected_tokens": n_tokens(tokenizer, candidates[r]),
             "chosen_is_greedy": c == samples, "rejected_is_greedy": r == samples,
         })
-    return PairSet(pairs, all_scores, [c.kind for c in cases])
+    return PairSet(pairs, all_scores)
 
 
 def save_pairs(pairs: Sequence[Mapping[str, Any]], path: Path) -> None:
