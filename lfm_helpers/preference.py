@@ -278,6 +278,12 @@ def round_metrics(model, tokenizer, preset: Preset) -> dict[str, Any]:
     from .evaluate import evaluate
 
     reports = {task: evaluate(model, task, "test", preset, tokenizer=tokenizer) for task in ("extraction", "tool_use")}
+    return summarise_reports(reports, tokenizer)
+
+
+def summarise_reports(reports: Mapping[str, Any], tokenizer) -> dict[str, Any]:
+    """Eval reports (task -> ``EvalReport``) as a ``rounds.json`` entry records them: the rates,
+    their successes and trials (for difference intervals later), and the mean reply length."""
     lengths = [n for r in reports.values() for n in output_tokens(r, tokenizer)]
     return {"metrics": {task: r.metrics() for task, r in reports.items()},
             "successes": {task: {k: [v.successes, v.n] for k, v in r.rates.items()} for task, r in reports.items()},
@@ -380,10 +386,7 @@ def trl_loss_code(loss_type: str) -> str:
 
 def stage_start(reports: Mapping[str, Any], tokenizer) -> dict[str, Any]:
     """Round 0 in the shape of a ``rounds.json`` entry, from the starting model's eval reports."""
-    lengths = [n for r in reports.values() for n in output_tokens(r, tokenizer)]
-    return {"round": 0, "metrics": {t: r.metrics() for t, r in reports.items()},
-            "successes": {t: {k: [v.successes, v.n] for k, v in r.rates.items()} for t, r in reports.items()},
-            "mean_output_tokens": round(statistics.fmean(lengths), 2) if lengths else 0.0}
+    return {"round": 0, **summarise_reports(reports, tokenizer)}
 
 
 def improvement_table(start: Mapping[str, Any], finals: Mapping[str, Mapping[str, Any]],
