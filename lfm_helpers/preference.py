@@ -406,4 +406,103 @@ def improvement_table(start: Mapping[str, Any], finals: Mapping[str, Mapping[str
                          "after": round(after.value, 3), "difference": round(diff, 3),
                          "95% interval": f"[{lo:+.3f}, {hi:+.3f}]", "clearly better": lo > 0})
     return pd.DataFrame(rows).set_index(["variant", "metric"])
+
+
+# --------------------------------------------------------------------------- a length-bias stress test
+#: A polite tail that adds tokens and no task value (the verifiers read the first JSON object, so
+#: it changes no score): appended to the chosen side, it makes "longer" and "preferred" coincide,
+#: as they often do in chat preference data.
+VERBOSE_TAIL = " I hope this helps. Let me know if there is anything else I can do for you."
+
+
+def with_verbose_chosen(pairs: Sequence[Mapping[str, Any]], tokenizer, *, tail: str = VERBOSE_TAIL,
+                        every: int = 1) -> list[dict[str, Any]]:
+    """Copies of ``pairs`` in which every ``every``-th chosen reply ends with ``tail`` (token
+    counts updated); the originals are left as they are."""
+    import copy
+
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
+    out = []
+    for i, pair in enumerate(pairs):
+        pair = copy.deepcopy(dict(pair))
+        if i % every == 0:
+            pair["chosen"][-1]["content"] += tail
+            pair["chosen_tokens"] = n_tokens(tokenizer, pair["chosen"][-1]["content"])
+        out.append(pair)
+    return out
+
+
+@torch.no_grad()
+def ending_logodds(model, tokenizer, prompts: Sequence[Sequence[int]], replies: Sequence[str], *,
+                   tail: str = VERBOSE_TAIL) -> float:
+    """Mean log-odds, in nats, of ending each reply with ``tail`` and then end-of-turn rather than
+    with end-of-turn at once: ``log p(tail, <|im_end|> | x, y) - log p(<|im_end|> | x, y)``.
+
+    A continuous measure of how much a policy prefers the verbose ending, useful long before the
+    preference is strong enough to change a greedy reply.
+    """
+    if len(prompts) != len(replies) or not prompts:
+        raise ValueError("need one reply per prompt, and at least one")
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if not isinstance(end, int) or end == tokenizer.unk_token_id:
+        raise ValueError("the tokenizer has no <|im_end|> token (a chat tokenizer is needed)")
+    tail_ids = tokenizer(tail, add_special_tokens=False)["input_ids"] + [end]
+    device = next(model.parameters()).device
+    values = []
+    for prompt, reply in zip(prompts, replies):
+        head = list(prompt) + tokenizer(reply, add_special_tokens=False)["input_ids"]
+        logits = model(torch.tensor([head + tail_ids], device=device)).logits[0, len(head) - 1:-1]
+        logp = torch.log_softmax(logits.float(), -1)
+        verbose = logp[torch.arange(len(tail_ids)), torch.tensor(tail_ids, device=device)].sum()
+        values.append(float(verbose - logp[0, end]))
+    return statistics.fmean(values)
+
+
+def length_bias_experiment(model, tokenizer, pairs: Sequence[Mapping[str, Any]], preset: Preset,
+                           cases: Sequence[Case], *, steps: int, tail: str = VERBOSE_TAIL):
+    """Train a copy of ``model`` with each DPO variant on ``pairs`` whose chosen side ends with
+    ``tail`` (no chosen-NLL term, so only the preference loss acts), then measure on ``cases``:
+    the log-odds of the verbose ending after the starting model's greedy replies
+    (:func:`ending_logodds`), the greedy replies' mean length and share ending in the tail, and
+    their mean verifier score. One row for the start and one per variant.
+    """
+    import copy
+    import tempfile
+
+    import pandas as pd
+
+    from .sampling import Sampling, chat_prompt_ids, generate_batch
+
+    budget = preset.preference
+    if budget is None:
+        raise ValueError(f"preset {preset.name!r} has no preference budget")
+    biased = with_verbose_chosen(pairs, tokenizer, tail=tail)
+    prompts = [chat_prompt_ids(tokenizer, c.messages, c.tools) for c in cases]
+    marker = tail.strip()[:20]
+
+    def measure(policy, replies_at_start=None):
+        replies = generate_batch(policy, tokenizer, prompts, Sampling(max_new_tokens=budget.max_new_tokens),
+                                 batch_size=preset.eval.batch_size, desc="greedy")
+        return replies, {
+            "verbose-ending log-odds": round(ending_logodds(policy, tokenizer, prompts, replies_at_start or replies,
+                                                            tail=tail), 2),
+            "greedy reply tokens": round(statistics.fmean(n_tokens(tokenizer, r) for r in replies), 2),
+            "greedy replies with the tail": round(statistics.fmean(marker in r for r in replies), 3),
+            "mean score": round(statistics.fmean(score(c, r) for c, r in zip(cases, replies)), 3),
+        }
+
+    start_replies, start = measure(model)
+    rows = {"start": start}
+    train = dataclasses.replace(budget.train, max_steps=steps)
+    with tempfile.TemporaryDirectory() as scratch:
+        for variant, loss_type in LOSS_TYPES.items():
+            policy = copy.deepcopy(model)
+            beta = budget.beta_normalised if variant == "normalised" else budget.beta
+            train_dpo(policy, tokenizer, biased, train, Path(scratch) / variant, loss_type=loss_type, beta=beta,
+                      seed=preset.seed)
+            rows[variant] = measure(policy, start_replies)[1]
+    return pd.DataFrame(rows).T
+
+
 from . import rl as _rl  # noqa: E402,F401  (its stage builds on "preference"; see pipeline.py)

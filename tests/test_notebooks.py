@@ -92,6 +92,12 @@ def _check_05_preference(m):
     # DPO must not break the formats SFT taught
     assert all(final[v]["extraction"]["valid_json"] >= sft["extraction"]["valid_json"] - 0.1 for v in final)
     assert set(m["resampled"]) == {"SFT", "standard", "normalised"}
+    # the stress test: both losses learn the verbose tail (the prose: normalisation does not remove a data bias)
+    bias = m["length_bias"]
+    rise = {v: bias[v]["verbose-ending log-odds"] - bias["start"]["verbose-ending log-odds"] for v in final}
+    assert rise["standard"] > 30 and rise["normalised"] > 0.8 * rise["standard"], rise
+    assert all(bias[v]["verbose-ending log-odds"] < 0 for v in bias)  # still below "end the turn now"
+    assert all(abs(bias[v]["greedy reply tokens"] - bias["start"]["greedy reply tokens"]) < 5 for v in final)
 
 
 def _check_06_rl(m):

@@ -234,3 +234,53 @@ class _Tok:
 
     def __call__(self, text, add_special_tokens=False):
         return {"input_ids": list(text)}
+
+
+# --------------------------------------------------------------------------- the length-bias stress test
+def test_verbose_chosen_changes_copies_only(tok):  # noqa: F811
+    pairs = [{"prompt": [{"role": "user", "content": "x"}], "chosen": [{"role": "assistant", "content": "{}"}],
+              "rejected": [{"role": "assistant", "content": "no"}], "chosen_tokens": 1}] * 4
+    out = pref.with_verbose_chosen(pairs, tok, tail=" thanks", every=2)
+    assert [p["chosen"][0]["content"] for p in out] == ["{} thanks", "{}", "{} thanks", "{}"]
+    assert out[0]["chosen_tokens"] == pref.n_tokens(tok, "{} thanks") > 1
+    assert pairs[0]["chosen"][0]["content"] == "{}"  # the originals are untouched
+    with pytest.raises(ValueError, match="every"):
+        pref.with_verbose_chosen(pairs, tok, every=0)
+
+
+def test_ending_logodds_is_the_hand_computation(tok):  # noqa: F811
+    model = _tiny_model(tok).eval()
+    prompt, reply, tail = tok("hello there", add_special_tokens=False)["input_ids"], "ok", " thanks a lot"
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    head = prompt + tok(reply, add_special_tokens=False)["input_ids"]
+    tail_ids = tok(tail, add_special_tokens=False)["input_ids"] + [end]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([head + tail_ids])).logits[0].float(), -1)
+    expected = sum(logp[len(head) - 1 + j, t].item() for j, t in enumerate(tail_ids)) - logp[len(head) - 1, end].item()
+    assert pref.ending_logodds(model, tok, [prompt], [reply], tail=tail) == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="one reply per prompt"):
+        pref.ending_logodds(model, tok, [prompt], [], tail=tail)
+
+
+def test_length_bias_experiment_trains_both_variants(tok, monkeypatch):  # noqa: F811
+    """Each variant trains on pairs whose chosen side carries the tail, without the NLL term."""
+    seen = []
+    real = pref.train_dpo
+
+    def spy(model, tokenizer, pairs, budget, out, **kw):
+        seen.append((kw["loss_type"], kw.get("sft_weight", 0.0), budget.max_steps,
+                     all(p["chosen"][0]["content"].endswith(" thanks") for p in pairs)))
+        return real(model, tokenizer, pairs, budget, out, **kw)
+
+    monkeypatch.setattr(pref, "train_dpo", spy)
+    preset = PREF_SMALL
+    cases = pref.preference_cases("test", extraction=2, tool_use=0)
+    pairs = [{"prompt": cases[0].messages, "chosen": [{"role": "assistant", "content": '{"a": 1}'}],
+              "rejected": [{"role": "assistant", "content": "no"}], "tools": None}] * 2
+    model = _tiny_model(tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    table = pref.length_bias_experiment(model, tok, pairs, preset, cases, steps=1, tail=" thanks")
+    assert list(table.index) == ["start", "standard", "normalised"]
+    assert seen == [("sigmoid", 0.0, 1, True), ("sigmoid_norm", 0.0, 1, True)]
+    assert table.loc["standard", "verbose-ending log-odds"] != table.loc["start", "verbose-ending log-odds"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the start model is untouched
