@@ -180,6 +180,48 @@ class RLBudget:
 
 
 @dataclass(frozen=True)
+class LoopBudget:
+    """Notebook 07's doom-loop experiments, on extraction prompts with ``max_new_tokens`` each.
+
+    The loop-prone checkpoint: ``prone_steps`` SFT steps (``prone_learning_rate``) from ``sft`` on
+    extraction answers of which ``loop_share`` loop (``loops.loop_prone_examples``). Loop rates are
+    measured on ``eval_prompts`` held-out prompts at each of ``temperatures`` and
+    ``repetition_penalties`` (0.1 is the public-notebook mistake, measured on purpose). The fixes:
+    DPO on pairs from ``pair_prompts`` train prompts (``samples`` samples at
+    ``sample_temperature`` against the looping greedy answer) for ``dpo_steps`` steps, and GRPO
+    for ``rl_steps`` steps (``rl_prompts_per_step`` x ``rl_generations`` at ``rl_temperature``)
+    with a reward of the answer's score minus ``ngram_penalty`` x its repeated 4-gram rate.
+    """
+
+    loop_share: float = 0.6
+    prone_steps: int = 40
+    prone_learning_rate: float = 2e-4
+    eval_prompts: int = 48
+    max_new_tokens: int = 160
+    temperatures: tuple[float, ...] = (0.0, 0.3, 0.7, 1.0)
+    repetition_penalties: tuple[float, ...] = (1.0, 1.05, 1.3, 0.1)
+    pair_prompts: int = 64
+    samples: int = 4
+    sample_temperature: float = 0.7
+    dpo_steps: int = 24
+    rl_steps: int = 20
+    rl_learning_rate: float = 1e-4
+    rl_prompts_per_step: int = 4
+    rl_generations: int = 4
+    rl_temperature: float = 0.7
+    ngram_penalty: float = 1.0
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.loop_share <= 1:
+            raise ValueError(f"loop_share must be in [0, 1], got {self.loop_share}")
+        if self.rl_generations < 2 or self.samples < 1:
+            raise ValueError("GRPO needs rl_generations >= 2 and pairs need samples >= 1")
+        if any(p <= 0 for p in self.repetition_penalties) or any(t < 0 for t in self.temperatures):
+            raise ValueError("repetition penalties must be > 0 and temperatures >= 0")
+
+
+@dataclass(frozen=True)
 class ProfileBudget:
     """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
 
@@ -296,6 +338,8 @@ class Preset:
     preference: PreferenceBudget | None = None
     #: GRPO in the tool environment (notebook 06); ``None``: the preset does not run it.
     rl: RLBudget | None = None
+    #: Doom-loop detection and mitigation (notebook 07); ``None``: the preset does not run it.
+    loops: LoopBudget | None = None
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -378,6 +422,7 @@ _TINY = Preset(
                                                   warmup_steps=2), temperature=0.7),
     # ~10 s a step here (24 episodes of one to three turns, then the policy update).
     rl=RLBudget(steps=30, learning_rate=3e-4),
+    loops=LoopBudget(),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -412,6 +457,9 @@ _COLAB = Preset(
                                 extraction_prompts=256, tool_use_rows=64, max_new_tokens=256, beta=0.1,
                                 beta_normalised=5.0),
     rl=RLBudget(steps=100, learning_rate=1e-6, prompts_per_step=8, generations=8, max_new_tokens=256),
+    loops=LoopBudget(prone_steps=100, prone_learning_rate=2e-5, eval_prompts=200, max_new_tokens=512, pair_prompts=256,
+                     dpo_steps=100, rl_steps=100, rl_learning_rate=1e-6, rl_prompts_per_step=8, rl_generations=8,
+                     batch_size=16),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),

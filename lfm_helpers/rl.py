@@ -220,14 +220,16 @@ LOGGED = {"reward": "reward", "reward_std": "reward_std", "kl": "kl", "entropy":
           "frac_reward_zero_std": "zero_std_groups", "completions/mean_length": "mean_length", "loss": "loss"}
 
 
-def grpo_config(budget, output_dir, *, steps: int | None = None, seed: int = 0):
+def grpo_config(budget, output_dir, *, steps: int | None = None, seed: int = 0, **overrides):
     """The ``trl.GRPOConfig`` of an :class:`~lfm_helpers.presets.RLBudget` (a step is
-    ``prompts_per_step x generations`` episodes; CPU flags as for SFT)."""
+    ``prompts_per_step x generations`` episodes; CPU flags as for SFT). ``overrides`` replace
+    fields, e.g. ``max_completion_length`` and ``temperature`` when TRL generates the
+    completions itself (notebook 07) instead of this module's tool rollout."""
     from trl import GRPOConfig
 
     from .sft import trainer_device_args
 
-    return GRPOConfig(
+    settings = dict(
         output_dir=str(output_dir), max_steps=steps or budget.steps,
         per_device_train_batch_size=budget.prompts_per_step * budget.generations, num_generations=budget.generations,
         learning_rate=budget.learning_rate, lr_scheduler_type="constant", beta=budget.beta, max_grad_norm=1.0,
@@ -236,6 +238,7 @@ def grpo_config(budget, output_dir, *, steps: int | None = None, seed: int = 0):
         max_completion_length=1024, mask_truncated_completions=False, logging_steps=1, save_strategy="no", report_to="none", seed=seed,
         data_seed=seed, dataloader_num_workers=0, disable_tqdm=False, **trainer_device_args(GRPOConfig),
     )
+    return GRPOConfig(**{**settings, **overrides})
 
 
 def train_grpo(source, tokenizer, rows: Sequence[Mapping[str, Any]], budget, output_dir, *, steps: int | None = None,
@@ -370,3 +373,6 @@ def _register() -> None:
 
 
 _register()
+
+
+from . import loop_fixes as _loop_fixes  # noqa: E402,F401  (its stages build on "sft"; see pipeline.py)

@@ -23,7 +23,8 @@ class Sampling:
     """Decoding settings. ``temperature=0`` means greedy.
 
     ``repetition_penalty`` must be >= 1: values below 1 *reward* repetition (the
-    ``repetition_penalty=0.1`` mistake found in public notebooks), so they are refused.
+    ``repetition_penalty=0.1`` mistake found in public notebooks), so they are refused unless
+    ``allow_rewarding_repetition=True`` (notebook 07 measures the mistake on purpose).
     """
 
     max_new_tokens: int = 64
@@ -32,9 +33,12 @@ class Sampling:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     seed: int = 0
+    allow_rewarding_repetition: bool = False
 
     def __post_init__(self) -> None:
-        if self.repetition_penalty < 1.0:
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.repetition_penalty < 1.0 and not self.allow_rewarding_repetition:
             raise ValueError(f"repetition_penalty={self.repetition_penalty} < 1 rewards repetition; use >= 1 "
                              f"(LFM2.5's cards recommend 1.05)")
         if self.temperature < 0 or self.max_new_tokens < 1:

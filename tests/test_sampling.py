@@ -33,6 +33,10 @@ def test_stop_tokens_include_end_of_turn(tok_model):
 def test_repetition_penalty_below_one_is_refused():
     with pytest.raises(ValueError, match="rewards repetition"):
         Sampling(repetition_penalty=0.1)
+    # allowed only when asked for by name (notebook 07 measures the mistake), never at or below 0
+    assert Sampling(repetition_penalty=0.1, allow_rewarding_repetition=True).repetition_penalty == 0.1
+    with pytest.raises(ValueError, match="must be > 0"):
+        Sampling(repetition_penalty=0.0, allow_rewarding_repetition=True)
 
 
 def test_held_out_prompts():

@@ -25,6 +25,7 @@ Layout (relative to the data folder)::
     extraction/{train,val,test}.jsonl           {"id", "record_type", "family", "text", "target"}
     tool_use/{train,val,test}.jsonl             {"id", "family", "tools", "messages",
                                                  "expected_calls", "final_answers"}
+    loops/labelled.jsonl                        {"id", "kind", "label", "period", "text"} (notebook 07)
     MANIFEST.json
 """
 
@@ -41,6 +42,7 @@ from typing import Any
 
 from lfm_helpers.data import corpus, extraction, tool_use
 from lfm_helpers.data.world import World, build_world, record_dict
+from lfm_helpers.loops import labelled_examples
 
 MANIFEST = "MANIFEST.json"
 REGENERATE_HINT = "run `python -m lfm_helpers data` to generate it"
@@ -88,6 +90,7 @@ def _steps(world: World, seed: int) -> list[tuple[str, Callable[[], bytes]]]:
         (f"tool_use/{s}.jsonl", (lambda s=s: _jsonl_bytes(tool_use.build_split(world, s, seed))))
         for s in SPLITS["tool_use"]
     ]
+    steps.append(("loops/labelled.jsonl", lambda: _jsonl_bytes(labelled_examples())))
     steps += [
         (f"corpus/{s}.jsonl", (lambda s=s: _jsonl_bytes(corpus.build_split(world, s, seed))))
         for s in SPLITS["corpus"]
