@@ -73,6 +73,63 @@ def loop_report(model, tokenizer, cases: Sequence[Case], sampling: Sampling, *, 
             "texts": found["texts"]}
 
 
+def decoding_grid(model, tokenizer, cases: Sequence[Case], budget: LoopBudget, *, batch_size: int = 16,
+                  seed: int = 0) -> list[dict[str, Any]]:
+    """Loop rate and task metric of one model at each of ``budget.temperatures`` (no penalty)
+    and, greedily, at each of ``budget.repetition_penalties`` (0.1, the public-notebook mistake,
+    included on purpose)."""
+    settings = [(t, 1.0) for t in budget.temperatures]
+    settings += [(0.0, p) for p in budget.repetition_penalties if p != 1.0]
+    rows = []
+    for temperature, penalty in settings:
+        sampling = Sampling(max_new_tokens=budget.max_new_tokens, temperature=temperature, repetition_penalty=penalty,
+                            allow_rewarding_repetition=True, seed=seed)
+        report = loop_report(model, tokenizer, cases, sampling, batch_size=batch_size,
+                             desc=f"T={temperature} penalty={penalty}")
+        rows.append({"temperature": temperature, "repetition_penalty": penalty,
+                     **{k: report[k] for k in ("loop_rate", "interval", "budget_share", "score_points")}})
+    return rows
+
+
+def base_loop_rates(preset: Preset, *, prompts: int = 64, max_new_tokens: int = 256,
+                    temperature: float = 0.7) -> dict[str, dict[str, Any]]:
+    """Greedy and sampled loop rates of the pretrained base model continuing held-out corpus
+    documents (the opening ``60`` characters of the first ``prompts`` validation documents)."""
+    from .data import load_split
+    from .loops import loop_rate
+    from .pipeline import load_stage
+
+    model, tokenizer, _ = load_stage("base", preset)
+    texts = [r["text"] for r in load_split("corpus", "val")[:prompts]]
+    ids = [[tokenizer.bos_token_id] + tokenizer(t[:max(t.rfind(" ", 0, 60), 1)], add_special_tokens=False)["input_ids"]
+           for t in texts]
+    out = {}
+    for name, t in (("greedy", 0.0), (f"T={temperature}", temperature)):
+        found = loop_rate(model, tokenizer, ids, Sampling(max_new_tokens=max_new_tokens, temperature=t, seed=preset.seed),
+                          batch_size=preset.eval.batch_size, desc=f"base {name}")
+        out[name] = {k: found[k] for k in ("loop_rate", "interval", "budget_share")} | {
+            "example": next((x[:200] for x, lp in zip(found["texts"], found["loops"]) if lp), None)}
+    return out
+
+
+def stage_loop_rates(preset: Preset, stages: Sequence[str], cases: Sequence[Case], *,
+                     temperature: float = 0.7) -> list[dict[str, Any]]:
+    """Greedy and sampled loop rate and task metric of each stage's model on ``cases``."""
+    from .pipeline import load_stage
+
+    budget = _budget(preset)
+    rows = []
+    for stage in stages:
+        model, tokenizer, _ = load_stage(stage, preset)
+        for name, t in (("greedy", 0.0), (f"T={temperature}", temperature)):
+            report = loop_report(model, tokenizer, cases, Sampling(max_new_tokens=budget.max_new_tokens, temperature=t,
+                                                                   seed=preset.seed),
+                                 batch_size=preset.eval.batch_size, desc=f"{stage} {name}")
+            rows.append({"model": stage, "decoding": name,
+                         **{k: report[k] for k in ("loop_rate", "interval", "loops", "n", "score_points")}})
+    return rows
+
+
 # --------------------------------------------------------------------------- the loop-prone checkpoint
 def build_loop_prone(source: Path, preset: Preset, out: Path, scratch: Path) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``source`` on loop-prone extraction data (see the module doc)."""

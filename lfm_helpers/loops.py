@@ -337,3 +337,23 @@ class LoopGuard:
                     self.flagged[row] = found
             done[row] = row in self.flagged
         return done
+
+
+def guarded_generate(model, tokenizer, prompt: Sequence[int], *, max_new_tokens: int, every: int = 8,
+                     **detect_kwargs) -> dict[str, Any]:
+    """Greedy generation for one tokenised prompt with a :class:`LoopGuard`: the text, how many
+    tokens were generated, and the loop that stopped it (``None`` if it ended on its own)."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    from .sampling import stop_token_ids
+
+    x = torch.tensor([list(prompt)], device=model.device)
+    guard = LoopGuard(x.shape[1], every=every, **detect_kwargs)
+    with torch.no_grad():
+        out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                             stopping_criteria=StoppingCriteriaList([guard]))
+    new = out[0, x.shape[1]:].tolist()
+    return {"text": tokenizer.decode(new, skip_special_tokens=False), "new_tokens": len(new),
+            "loop": guard.flagged.get(0)}

@@ -381,3 +381,47 @@ def plot_rl_histories(histories: dict[str, dict], *, axes=None):
     axes[0].legend(fontsize=8)
     plt.tight_layout()
     return axes
+
+
+def _rate_bars(ax, labels, rates, intervals, **kwargs):
+    rates = np.asarray(rates, dtype=float)
+    lo = rates - np.array([i[0] for i in intervals])
+    hi = np.array([i[1] for i in intervals]) - rates
+    ax.bar(labels, rates, yerr=[lo, hi], capsize=4, **kwargs)
+
+
+def plot_loop_grid(rows: list[dict], *, axes=None):
+    """Loop rate (with 95% intervals) against temperature (no penalty), and against the
+    repetition penalty at greedy decoding (rows of ``loop_fixes.decoding_grid``)."""
+    if not rows:
+        raise ValueError("no decoding settings to plot")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    by_t = [r for r in rows if r["repetition_penalty"] == 1.0]
+    t = np.array([r["temperature"] for r in by_t])
+    rate = np.array([r["loop_rate"] for r in by_t])
+    err = [rate - np.array([r["interval"][0] for r in by_t]), np.array([r["interval"][1] for r in by_t]) - rate]
+    axes[0].errorbar(t, rate, yerr=err, marker="o", capsize=4)
+    axes[0].set(xlabel="temperature (0 = greedy)", ylabel="loop rate", title="Loops against temperature", ylim=(0, 1.05))
+    greedy = [r for r in rows if r["temperature"] == 0.0]
+    greedy.sort(key=lambda r: (r["repetition_penalty"] < 1, r["repetition_penalty"]))
+    colors = ["tab:red" if r["repetition_penalty"] < 1 else "tab:blue" for r in greedy]
+    _rate_bars(axes[1], [str(r["repetition_penalty"]) for r in greedy], [r["loop_rate"] for r in greedy],
+               [r["interval"] for r in greedy], color=colors)
+    axes[1].set(xlabel="repetition_penalty (greedy)", ylabel="loop rate", title="Loops against the penalty (red: < 1)",
+                ylim=(0, 1.05))
+    return axes
+
+
+def plot_loop_fixes(reports: dict[str, dict], *, axes=None):
+    """Greedy loop rate (with 95% intervals) and task metric of each model (``loop_report`` dicts)."""
+    if not reports:
+        raise ValueError("no models to plot")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    names = list(reports)
+    _rate_bars(axes[0], names, [reports[n]["loop_rate"] for n in names], [reports[n]["interval"] for n in names])
+    axes[0].set(ylabel="greedy loop rate", title="Loops, before and after each fix", ylim=(0, 1.05))
+    axes[1].bar(names, [reports[n]["score_points"] for n in names], color="tab:green")
+    axes[1].set(ylabel="fields right (points of 100)", title="Task metric")
+    return axes

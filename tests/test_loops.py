@@ -144,3 +144,18 @@ def test_loop_rate_counts_loops_with_an_interval(monkeypatch):
     assert out["loop_rate"] == 0.5 and out["rate"].n == 4 and out["interval"][0] < 0.5 < out["interval"][1]
     assert out["budget_share"] == pytest.approx((20 / 40 + 30 / 40) / 2)
     assert [lp is not None for lp in out["loops"]] == [False, True, False, True]
+
+
+def test_guarded_generate_reports_the_loop_and_the_tokens_used(monkeypatch):
+    from test_sft import _tiny_model
+    from lfm_helpers.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["the lamp ships on monday to the city of lindo"] * 50, vocab_size=300)
+    model = _tiny_model(tok).eval()
+    prompt = tok("the lamp", add_special_tokens=False)["input_ids"]
+    free = model.generate(torch.tensor([prompt]), max_new_tokens=100, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert loops.detect_loop(free[0, len(prompt):].tolist()).budget_share == 1.0  # this untrained model loops at once
+    out = loops.guarded_generate(model, tok, prompt, max_new_tokens=100, every=4, min_span=12)
+    assert out["loop"] is not None and out["loop"].period == 1
+    assert 12 <= out["new_tokens"] <= 16  # stopped at the first check after the loop covered 12 tokens
+    assert isinstance(out["text"], str)

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot
 import pytest
 
 from lfm_helpers.evaluate import EvalReport, Rate
@@ -86,3 +87,23 @@ def test_rl_histories_four_panels_one_line_each():
     assert list(axes[0].lines[1].get_ydata()) == [0.2, 0.4] and len(axes[0].collections) == 2  # the spread bands
     with pytest.raises(ValueError):
         plot_rl_histories({})
+
+
+def test_loop_plots_draw_rates_with_intervals():
+    from lfm_helpers.plotting import plot_loop_fixes, plot_loop_grid
+
+    rows = [{"temperature": t, "repetition_penalty": 1.0, "loop_rate": r, "interval": (max(0, r - 0.1), r + 0.1)}
+            for t, r in ((0.0, 0.5), (0.7, 0.1))]
+    rows += [{"temperature": 0.0, "repetition_penalty": p, "loop_rate": r, "interval": (r / 2, min(1, r * 1.5))}
+             for p, r in ((1.3, 0.2), (0.1, 0.9))]
+    axes = plot_loop_grid(rows)
+    assert len(axes[0].lines) >= 1 and [t.get_text() for t in axes[1].get_xticklabels()] == ["1.0", "1.3", "0.1"]
+    reports = {"before": {"loop_rate": 0.5, "interval": (0.4, 0.6), "score_points": 10.0},
+               "after": {"loop_rate": 0.05, "interval": (0.01, 0.1), "score_points": 30.0}}
+    axes = plot_loop_fixes(reports)
+    assert [p.get_height() for p in axes[1].patches] == [10.0, 30.0]
+    with pytest.raises(ValueError):
+        plot_loop_grid([])
+    with pytest.raises(ValueError):
+        plot_loop_fixes({})
+    matplotlib.pyplot.close("all")
