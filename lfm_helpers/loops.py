@@ -299,8 +299,10 @@ def loop_rate(model, tokenizer, prompts: Sequence[Sequence[int]], sampling, *, b
     texts = generate_batch(model, tokenizer, prompts, sampling, batch_size=batch_size, desc=desc)
     loops = [detect_loop(t, **detect_kwargs) for t in texts]
     found = [(t, lp) for t, lp in zip(texts, loops) if lp]
-    shares = [len(tokenizer(t[lp.onset:lp.onset + lp.span], add_special_tokens=False)["input_ids"])
-              / sampling.max_new_tokens for t, lp in found]
+    # the loop's text re-tokenised (a loop can tokenise a little differently from how it was
+    # generated), so the share is capped at the whole budget
+    shares = [min(1.0, len(tokenizer(t[lp.onset:lp.onset + lp.span], add_special_tokens=False)["input_ids"])
+                  / sampling.max_new_tokens) for t, lp in found]
     rate = Rate(len(found), len(texts))
     return {"rate": rate, "loop_rate": round(rate.value, 4), "interval": tuple(round(x, 4) for x in rate.interval),
             "budget_share": round(statistics.fmean(shares), 4) if shares else 0.0, "texts": texts, "loops": loops}

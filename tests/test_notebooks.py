@@ -110,9 +110,33 @@ def _check_06_rl(m):
     assert m["after"]["tool_use"]["call_parsed"] >= m["before"]["tool_use"]["call_parsed"] - 0.1
 
 
+def _check_07_doom_loops(m):
+    det = m["detector"]
+    assert 0.8 < det["default"]["precision"] < 1 and 0.8 < det["default"]["recall"] < 1
+    assert det["to_end=True"]["precision"] == 1.0 and det["to_end=True"]["recall"] == det["default"]["recall"]
+    assert m["flagged_by_kind"]["counting"] == 0 and m["flagged_by_kind"]["identical_items"] > 0.5
+    # the prose: the base loops greedily, not when sampled; the chat checkpoints never loop on their tasks
+    assert m["base"]["greedy"]["loop_rate"] > 0 and m["base"]["T=0.7"]["loop_rate"] < m["base"]["greedy"]["loop_rate"]
+    assert all(rate == 0 for rate in m["course"].values()), m["course"]
+    grid = {(g["temperature"], g["repetition_penalty"]): g["loop_rate"] for g in m["grid"]}
+    scores = {(g["temperature"], g["repetition_penalty"]): g["score_points"] for g in m["grid"]}
+    assert grid[(0.0, 1.0)] > grid[(0.3, 1.0)] > grid[(0.7, 1.0)] == 0
+    assert grid[(0.0, 1.3)] <= grid[(0.0, 1.05)] < grid[(0.0, 1.0)]
+    assert scores[(0.0, 0.1)] < min(v for k, v in scores.items() if k != (0.0, 0.1))  # 0.1 destroys the answers
+    assert m["mistake"]["0.1"]["loop_rate"] > m["mistake"]["1.0"]["loop_rate"] == 0  # and makes a sound model loop
+    # the target: each fix at least halves the greedy loop rate, the task metric within 2 points
+    before = m["fixes"]["loop_prone"]
+    assert before["loop_rate"] >= 0.2
+    for fix in ("loop_dpo", "loop_rl"):
+        assert m["fixes"][fix]["loop_rate"] <= 0.5 * before["loop_rate"], fix
+        assert m["fixes"][fix]["score_points"] >= before["score_points"] - 2, fix
+    assert m["pairs"]["pairs"] > 0 and m["guard"]["stopped"] == m["guard"]["prompts"] > 0
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
                "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft,
-               "05_preference": _check_05_preference, "06_rl": _check_06_rl}
+               "05_preference": _check_05_preference, "06_rl": _check_06_rl,
+               "07_doom_loops": _check_07_doom_loops}
 
 NOTEBOOKS = list_notebooks()
 
