@@ -241,11 +241,11 @@ def build_loop_rl(source: Path, preset: Preset, out: Path, scratch: Path) -> dic
     import warnings
 
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOTrainer
 
+    from .liveplot import in_notebook
     from .models import load_model
-    from .rl import LOGGED, grpo_config
+    from .rl import grpo_config, grpo_recorder
     from .sampling import stop_token_ids
     from .tokenizer import load_tokenizer, save_tokenizer
 
@@ -263,20 +263,12 @@ def build_loop_rl(source: Path, preset: Preset, out: Path, scratch: Path) -> dic
                        temperature=budget.rl_temperature)
     reward = functools.partial(loop_reward, ngram_penalty=budget.ngram_penalty)
     reward.__name__ = "loop_reward"
-    history: dict[str, list[float]] = {"step": [], **{ours: [] for ours in LOGGED.values()}}
-
-    class Record(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "reward" in logs:
-                history["step"].append(state.global_step)
-                for theirs, ours in LOGGED.items():
-                    history[ours].append(float(logs.get(theirs, float("nan"))))
-
+    history, record = grpo_recorder(live_plot=in_notebook(), title="GRPO with a repetition penalty")
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         trainer = GRPOTrainer(model=model, reward_funcs=reward, processing_class=tokenizer, args=args,
-                              train_dataset=Dataset.from_list(rl_dataset_rows(cases)), callbacks=[Record()])
+                              train_dataset=Dataset.from_list(rl_dataset_rows(cases)), callbacks=[record])
         trainer.train()
     trainer.model.save_pretrained(out)
     save_tokenizer(tokenizer, out)

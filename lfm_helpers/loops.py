@@ -31,7 +31,7 @@ import random
 import statistics
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -242,11 +242,6 @@ def detector_scores(rows: Sequence[dict[str, Any]], **detect_kwargs) -> dict[str
             "tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "flagged_by_kind": {k: round(statistics.fmean(v), 3) for k, v in kinds.items()},
             "period_exact": round(statistics.fmean(periods), 3) if periods else 0.0}
-
-
-def loop_dict(loop: Loop | None) -> dict[str, Any] | None:
-    """A :class:`Loop` as plain data (for JSON), ``None`` stays ``None``."""
-    return asdict(loop) if loop else None
 
 
 # --------------------------------------------------------------------------- a loop-prone checkpoint

@@ -241,24 +241,17 @@ def grpo_config(budget, output_dir, *, steps: int | None = None, seed: int = 0, 
     return GRPOConfig(**{**settings, **overrides})
 
 
-def train_grpo(source, tokenizer, rows: Sequence[Mapping[str, Any]], budget, output_dir, *, steps: int | None = None,
-               seed: int = 0, live_plot: bool = False, title: str = "GRPO"):
-    """GRPO from the checkpoint folder ``source`` (TRL loads the policy and its KL reference from
-    it) on the first user turns of ``rows``; returns the trained model and the logged history."""
-    from datasets import Dataset
+def grpo_recorder(*, live_plot: bool = False, title: str = "GRPO"):
+    """A history dict (step and the ``LOGGED`` series) and the ``TrainerCallback`` that fills it
+    from GRPOTrainer's logs, redrawing a live reward plot when ``live_plot``."""
     from transformers import TrainerCallback
-    from trl import GRPOTrainer
 
-    n_rows = (steps or budget.steps) * budget.prompts_per_step
-    if len(rows) < n_rows:
-        raise ValueError(f"{n_rows} rows needed ({steps or budget.steps} steps x {budget.prompts_per_step} prompts), "
-                         f"got {len(rows)}")
     history: dict[str, list[float]] = {"step": [], **{ours: [] for ours in LOGGED.values()}}
     plot = None
     if live_plot:
         from .liveplot import LivePlot
 
-        plot = LivePlot(title, "step", "mean episode reward")
+        plot = LivePlot(title, "step", "mean reward")
 
     class Record(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -269,6 +262,21 @@ def train_grpo(source, tokenizer, rows: Sequence[Mapping[str, Any]], budget, out
                 if plot is not None:
                     plot.update({"reward": (history["step"], history["reward"])})
 
+    return history, Record()
+
+
+def train_grpo(source, tokenizer, rows: Sequence[Mapping[str, Any]], budget, output_dir, *, steps: int | None = None,
+               seed: int = 0, live_plot: bool = False, title: str = "GRPO"):
+    """GRPO from the checkpoint folder ``source`` (TRL loads the policy and its KL reference from
+    it) on the first user turns of ``rows``; returns the trained model and the logged history."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    n_rows = (steps or budget.steps) * budget.prompts_per_step
+    if len(rows) < n_rows:
+        raise ValueError(f"{n_rows} rows needed ({steps or budget.steps} steps x {budget.prompts_per_step} prompts), "
+                         f"got {len(rows)}")
+    history, record = grpo_recorder(live_plot=live_plot, title=title)
     sampling = Sampling(max_new_tokens=budget.max_new_tokens, temperature=budget.temperature, seed=seed)
     with warnings.catch_warnings():
         # known and documented above: rollout_func is experimental in TRL; TRL calls a
@@ -278,7 +286,7 @@ def train_grpo(source, tokenizer, rows: Sequence[Mapping[str, Any]], budget, out
         trainer = GRPOTrainer(model=str(source), reward_funcs=episode_reward, processing_class=tokenizer,
                               args=grpo_config(budget, output_dir, steps=steps, seed=seed),
                               train_dataset=Dataset.from_list(rl_prompts(rows[:n_rows])),
-                              rollout_func=make_rollout(rows[:n_rows], tokenizer, sampling), callbacks=[Record()])
+                              rollout_func=make_rollout(rows[:n_rows], tokenizer, sampling), callbacks=[record])
         trainer.train()
     return trainer.model, history
 
