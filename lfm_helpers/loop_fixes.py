@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from .loops import detect_loop, loop_prone_examples, loop_rate, repeated_ngram_rate
 from .preference import Case, preference_cases, score
 from .presets import LoopBudget, Preset, TrainBudget
-from .sampling import Sampling, chat_prompt_ids, generate_batch
+from .sampling import Sampling, chat_prompt_ids
 
 def _budget(preset: Preset) -> LoopBudget:
     if preset.loops is None:
@@ -157,14 +157,10 @@ def loop_pairs(model, tokenizer, cases: Sequence[Case], *, samples: int, tempera
     """For each case, a greedy answer and ``samples`` samples; when the greedy answer loops and a
     sample does not, a pair: chosen = the best-scoring non-looping sample, rejected = the greedy
     loop. Returns the pairs and how often each situation occurred."""
-    from .preference import n_tokens
+    from .preference import n_tokens, sample_and_greedy
 
-    ids = [chat_prompt_ids(tokenizer, c.messages, c.tools) for c in cases]
-    greedy = generate_batch(model, tokenizer, ids, Sampling(max_new_tokens=max_new_tokens), batch_size=batch_size,
-                            desc="greedy")
-    sampled = generate_batch(model, tokenizer, [p for p in ids for _ in range(samples)],
-                             Sampling(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed),
-                             batch_size=batch_size, desc="sampling")
+    sampled, greedy = sample_and_greedy(model, tokenizer, cases, samples=samples, temperature=temperature,
+                                        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     pairs, greedy_loops, sample_loops = [], 0, 0
     for i, case in enumerate(cases):
         if detect_loop(greedy[i]) is None:

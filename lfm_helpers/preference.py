@@ -133,9 +133,11 @@ def n_tokens(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
 
 
-def sample_pairs(model, tokenizer, cases: Sequence[Case], *, samples: int, temperature: float, max_new_tokens: int,
-                 min_margin: float, batch_size: int = 16, seed: int = 0) -> PairSet:
-    """``samples`` sampled completions and one greedy completion per case, scored; best vs worst."""
+def sample_and_greedy(model, tokenizer, cases: Sequence[Case], *, samples: int, temperature: float,
+                      max_new_tokens: int, batch_size: int = 16, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``samples`` sampled completions per case (case-major: case ``i``'s are
+    ``[i * samples:(i + 1) * samples]``) and one greedy completion per case: the candidates of an
+    on-policy round (notebook 05) and of the loop pairs (notebook 07)."""
     from .sampling import Sampling, chat_prompt_ids, generate_batch
 
     if samples < 1:
@@ -146,6 +148,14 @@ def sample_pairs(model, tokenizer, cases: Sequence[Case], *, samples: int, tempe
                              batch_size=batch_size, desc="sampling")
     greedy = generate_batch(model, tokenizer, ids, Sampling(max_new_tokens=max_new_tokens), batch_size=batch_size,
                             desc="greedy")
+    return sampled, greedy
+
+
+def sample_pairs(model, tokenizer, cases: Sequence[Case], *, samples: int, temperature: float, max_new_tokens: int,
+                 min_margin: float, batch_size: int = 16, seed: int = 0) -> PairSet:
+    """``samples`` sampled completions and one greedy completion per case, scored; best vs worst."""
+    sampled, greedy = sample_and_greedy(model, tokenizer, cases, samples=samples, temperature=temperature,
+                                        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
     pairs, all_scores = [], []
     for i, case in enumerate(cases):
         candidates = sampled[i * samples:(i + 1) * samples] + [greedy[i]]

@@ -65,7 +65,7 @@ def test_loop_pairs_reject_the_looping_greedy_answer(monkeypatch, tok):  # noqa:
     def fake(model, tokenizer, prompts, sampling, **kw):
         return greedy if sampling.temperature == 0 else sampled
 
-    monkeypatch.setattr(loop_fixes, "generate_batch", fake)
+    monkeypatch.setattr("lfm_helpers.sampling.generate_batch", fake)
     pairs, stats = loop_fixes.loop_pairs(None, tok, cases, samples=2, temperature=0.7, max_new_tokens=8)
     assert stats == {"prompts": 3, "greedy_loops": 2, "pairs": 1, "sample_loop_rate_where_greedy_loops": 0.75}
     (pair,) = pairs
