@@ -425,3 +425,61 @@ def plot_loop_fixes(reports: dict[str, dict], *, axes=None):
     axes[1].bar(names, [reports[n]["score_points"] for n in names], color="tab:green")
     axes[1].set(ylabel="fields right (points of 100)", title="Task metric")
     return axes
+
+
+def plot_interference(losses, *, start: str, axes=None):
+    """One panel per task: each model's loss on it, with the ``start`` model's as a dashed line
+    (below the line: the model learned that task; above: it forgot). ``losses``: a table with
+    one row per model and one column per task."""
+    if len(losses) == 0 or start not in losses.index:
+        raise ValueError(f"the losses need a row for the start model {start!r}")
+    if axes is None:
+        _, axes = plt.subplots(1, len(losses.columns), figsize=(5 * len(losses.columns), 3.2))
+    for ax, task in zip(np.atleast_1d(axes), losses.columns):
+        others = losses.drop(index=start)
+        ax.bar(range(len(others)), others[task], color=[f"C{i}" for i in range(len(others))])
+        ax.axhline(losses.loc[start, task], color="black", linestyle="--", label=start)
+        ax.set_xticks(range(len(others)), others.index, rotation=20, fontsize=8)
+        ax.set(ylabel="loss per answer token", title=f"{task} (lower is better)")
+        ax.legend(fontsize=8)
+    return axes
+
+
+def plot_merge_tradeoff(sweep, losses, *, ax=None):
+    """Each merge method's path through (extraction loss, tool-use loss) as its parameter moves,
+    with the SFT model, the two specialists and the multitask model as reference points (lower
+    left is better on both tasks). ``sweep``: rows of method, value, extraction, tool_use;
+    ``losses``: the same two columns indexed by model name."""
+    if len(sweep) == 0:
+        raise ValueError("no merges to plot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.5))
+    for method, rows in sweep.groupby("method", sort=False):
+        rows = rows.sort_values("value")
+        ax.plot(rows["extraction"], rows["tool_use"], marker="o", label=method)
+        for _, r in rows.iterrows():
+            ax.annotate(f"{r['value']:g}", (r["extraction"], r["tool_use"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    for name, r in losses.iterrows():
+        ax.scatter(r["extraction"], r["tool_use"], marker="*", s=120, color="black", zorder=3)
+        ax.annotate(name, (r["extraction"], r["tool_use"]), fontsize=8, xytext=(4, -10), textcoords="offset points")
+    ax.set(xlabel="extraction loss (per answer token)", ylabel="tool-use loss (per answer token)",
+           title="Merges of the two specialists")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_curriculum(schedules: dict[str, list[dict]], start: dict[str, float], *, axes=None):
+    """Per task, the loss after each round of each curriculum schedule (round 0: ``start``)."""
+    if not schedules:
+        raise ValueError("no schedules to plot")
+    tasks = list(start)
+    if axes is None:
+        _, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.2))
+    for ax, task in zip(np.atleast_1d(axes), tasks):
+        for name, rounds in schedules.items():
+            ax.plot([0] + [r["round"] for r in rounds], [start[task]] + [r[task] for r in rounds], marker="o", label=name)
+        ax.set_xticks(range(max(len(rounds) for rounds in schedules.values()) + 1))
+        ax.set(xlabel="round (0: the start)", ylabel=f"{task} loss", title=task)
+        ax.legend(fontsize=8)
+    return axes

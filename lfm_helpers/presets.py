@@ -222,6 +222,34 @@ class LoopBudget:
 
 
 @dataclass(frozen=True)
+class MergeBudget:
+    """Notebook 08: each specialist trains ``specialist`` (one task, ``steps x batch`` rows of it)
+    from the SFT model, the multitask model twice the steps on both; the sweep merges them at
+    each of ``weights`` (linear weight of the tool-use specialist, SLERP's ``t``), ``scales``
+    (task arithmetic: both task vectors times the scale) and ``densities`` (TIES, DARE); the curriculum runs ``rounds`` rounds of ``curriculum_steps``
+    steps per task. Task losses use ``val_rows`` validation conversations per task, the
+    generation evaluation ``eval_examples`` test examples per task."""
+
+    specialist: TrainBudget
+    weights: tuple[float, ...] = (0.25, 0.5, 0.75)
+    scales: tuple[float, ...] = (0.5, 0.75, 1.0)
+    densities: tuple[float, ...] = (0.3, 0.6, 1.0)
+    rounds: int = 2
+    curriculum_steps: int = 12
+    val_rows: int = 32
+    eval_examples: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rounds < 2:
+            raise ValueError(f"a curriculum needs at least two rounds, got {self.rounds}")
+        if any(not 0 <= w <= 1 for w in self.weights) or any(not 0 < d <= 1 for d in self.densities):
+            raise ValueError("weights must be in [0, 1] and densities in (0, 1]")
+        if any(s <= 0 for s in self.scales):
+            raise ValueError(f"task-arithmetic scales must be > 0, got {self.scales}")
+
+
+@dataclass(frozen=True)
 class ProfileBudget:
     """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
 
@@ -340,6 +368,8 @@ class Preset:
     rl: RLBudget | None = None
     #: Doom-loop detection and mitigation (notebook 07); ``None``: the preset does not run it.
     loops: LoopBudget | None = None
+    #: Specialists, merges and curriculum (notebook 08); ``None``: the preset does not run it.
+    merging: MergeBudget | None = None
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -423,6 +453,11 @@ _TINY = Preset(
     # ~10 s a step here (24 episodes of one to three turns, then the policy update).
     rl=RLBudget(steps=30, learning_rate=3e-4),
     loops=LoopBudget(),
+    # About 45 s (extraction) and 75 s (tool use) per specialist, 2 min the multitask run, 3 min
+    # the curriculum, 3 s a merge, 15 s a harness evaluation. From sft_live, 32 one-task steps
+    # measurably lower that task's loss (24 did not at lr 2e-3).
+    merging=MergeBudget(specialist=TrainBudget(max_steps=32, batch_size=8, learning_rate=1e-3, seq_len=1280,
+                                               warmup_steps=2), curriculum_steps=8),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -460,6 +495,8 @@ _COLAB = Preset(
     loops=LoopBudget(prone_steps=100, prone_learning_rate=2e-5, eval_prompts=200, max_new_tokens=512, pair_prompts=256,
                      dpo_steps=100, rl_steps=100, rl_learning_rate=1e-6, rl_prompts_per_step=8, rl_generations=8,
                      batch_size=16),
+    merging=MergeBudget(specialist=TrainBudget(max_steps=100, batch_size=8, learning_rate=2e-5, seq_len=2048,
+                                               warmup_steps=10), val_rows=64, eval_examples=100),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),

@@ -286,8 +286,12 @@ def lora_spec(preset: Preset):
 
 
 def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, *, budget: TrainBudget,
-                  mix: SFTMix, lora: bool = False, title: str = "SFT", group_by_length: bool = True) -> dict[str, Any]:
+                  mix: SFTMix, lora: bool = False, title: str = "SFT", group_by_length: bool = True,
+                  live_plot: bool = True) -> dict[str, Any]:
     """Fine-tune the checkpoint at ``source`` on ``mix`` and save the result (LoRA merged) to ``out``.
+
+    ``mix.val_rows == 0`` trains without validation; ``live_plot=False`` draws no loss curve in
+    a notebook (for runs made in a loop, where a progress bar over the runs says more).
 
     Returns the stage metrics: losses, trainable parameters, backend and wall time. Task metrics
     come from :func:`lfm_helpers.evaluate.evaluate_stage`, which caches them per artifact.
@@ -300,9 +304,9 @@ def finetune_from(source: Path | str, preset: Preset, out: Path, scratch: Path, 
                                                     max_seq_length=budget.seq_len, backend=backend_for(preset))
     total = sum(p.numel() for p in model.parameters())
     train = sft_examples("train", mix, seed=preset.seed)
-    val = sft_examples("val", mix, seed=preset.seed)
+    val = sft_examples("val", mix, seed=preset.seed) if mix.val_rows else []
     result = train_sft(model, tokenizer, train, val, budget, scratch / "trainer", seed=preset.seed,
-                       live_plot=in_notebook(), title=title, group_by_length=group_by_length)
+                       live_plot=live_plot and in_notebook(), title=title, group_by_length=group_by_length)
     if lora:
         model.save_pretrained(out / "adapter")  # the adapters alone (what ship-sft ships)
         model = model.merge_and_unload()  # plain weights: later stages load it like any checkpoint

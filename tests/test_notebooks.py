@@ -133,10 +133,36 @@ def _check_07_doom_loops(m):
     assert m["pairs"]["pairs"] > 0 and m["guard"]["stopped"] == m["guard"]["prompts"] > 0
 
 
+def _check_08_merging(m):
+    loss, rate = m["losses"], m["metrics"]
+    start, ext, tool, multi = (loss[k] for k in ("sft_live", "specialist_extraction", "specialist_tool_use", "multitask"))
+    # each specialist learns its own task and forgets the other; the harness sees the forgetting
+    assert ext["extraction"] < start["extraction"] < tool["extraction"]
+    assert tool["tool_use"] < start["tool_use"] < ext["tool_use"]
+    assert rate["specialist_tool_use"]["valid JSON"] < 0.5 <= rate["sft_live"]["valid JSON"]
+    assert rate["specialist_extraction"]["right tool"] < rate["sft_live"]["right tool"] < rate["specialist_tool_use"]["right tool"]
+    # the prose: at this scale the multitask model is no worse than a specialist on either task
+    assert multi["extraction"] <= ext["extraction"] and multi["tool_use"] <= tool["tool_use"]
+    # the sweep: every method at every value; linear moves from one specialist towards the other;
+    # the best merge (lowest mean loss) beats both specialists on that mean, not the multitask model
+    def mean(r):
+        return (r["extraction"] + r["tool_use"]) / 2
+
+    sweep = m["sweep"]
+    assert len(sweep) == 15 and m["best"] in sweep and mean(m["best"]) == min(mean(r) for r in sweep)
+    linear = [r for r in sweep if r["method"] == "linear"]
+    assert linear[0]["extraction"] < linear[-1]["extraction"] and linear[0]["tool_use"] > linear[-1]["tool_use"]
+    assert mean(multi) < mean(m["best"]) < min(mean(ext), mean(tool))
+    # the curriculum: iterative merging ends ahead of the sequential schedule on both tasks
+    rounds = m["curriculum"]
+    assert len(rounds["sequential"]) == len(rounds["merged"]) >= 2
+    assert all(rounds["merged"][-1][t] < rounds["sequential"][-1][t] for t in ("extraction", "tool_use"))
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
                "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft,
                "05_preference": _check_05_preference, "06_rl": _check_06_rl,
-               "07_doom_loops": _check_07_doom_loops}
+               "07_doom_loops": _check_07_doom_loops, "08_merging": _check_08_merging}
 
 NOTEBOOKS = list_notebooks()
 

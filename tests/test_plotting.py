@@ -107,3 +107,29 @@ def test_loop_plots_draw_rates_with_intervals():
     with pytest.raises(ValueError):
         plot_loop_fixes({})
     matplotlib.pyplot.close("all")
+
+
+def test_merge_plots_draw_every_method_and_schedule():
+    import pandas as pd
+
+    from lfm_helpers.plotting import plot_curriculum, plot_interference, plot_merge_tradeoff
+
+    sweep = pd.DataFrame([{"method": m, "value": v, "extraction": 1 + v, "tool_use": 2 - v}
+                          for m in ("linear", "ties") for v in (0.3, 0.6)])
+    losses = pd.DataFrame({"extraction": [1.5, 1.0], "tool_use": [1.5, 2.0]}, index=["sft", "specialist"])
+    ax = plot_merge_tradeoff(sweep, losses)
+    assert [line.get_label() for line in ax.get_lines()] == ["linear", "ties"]
+    axes = plot_curriculum({"sequential": [{"round": 1, "extraction": 1.0, "tool_use": 2.0}],
+                            "merged": [{"round": 1, "extraction": 1.2, "tool_use": 1.8}]},
+                           {"extraction": 1.5, "tool_use": 2.5})
+    assert len(axes) == 2 and len(axes[0].get_lines()) == 2
+    with pytest.raises(ValueError):
+        plot_merge_tradeoff(sweep.iloc[:0], losses)
+    with pytest.raises(ValueError):
+        plot_curriculum({}, {"extraction": 1.0})
+    axes = plot_interference(losses, start="sft")
+    assert len(axes) == 2 and [b.get_height() for b in axes[0].patches] == [1.0]
+    assert axes[1].get_lines()[0].get_ydata()[0] == 1.5
+    with pytest.raises(ValueError, match="start model"):
+        plot_interference(losses, start="base")
+    matplotlib.pyplot.close("all")
