@@ -340,4 +340,3 @@ register(Stage(
 # modules whose stages depend on its own (a stage can only be registered after its dependencies),
 # so the registration order holds whichever module is imported first.
 from . import sft as _sft  # noqa: E402,F401
-from . import merge_study as _merge_study  # noqa: E402,F401
