@@ -236,8 +236,8 @@ def _register() -> None:
 
     for name, task in (("specialist_extraction", "extraction"), ("specialist_tool_use", "tool_use"),
                        ("multitask", None)):
-        register(Stage(name=name, description=f"SFT from the SFT model on {task or 'both tasks'} only "
-                                              f"({'the two specialists together' if task is None else 'one task'}' compute).",
+        what = f"{task} only" if task else "both tasks, with the steps of the two specialists together"
+        register(Stage(name=name, description=f"SFT from sft_live on {what} (notebook 08).",
                        deps=("sft_live",), config=lambda p, n=name: _config(p, n),
                        build=lambda ctx, t=task: _build_specialist(ctx, t)))
     register(Stage(name="merge", description="The best merge of the two specialists over a sweep of methods.",
