@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                          help="the preset's sweep, or the larger one (about an hour on two cores)")
     p_bench = sub.add_parser("benchmark", help="pretraining tokens/s: the course loop against transformers.Trainer")
     p_bench.add_argument("--preset", default=None)
-    p_bench.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    p_bench.add_argument("--steps", type=int, default=None,
+                         help="timed steps per configuration (default: 20 on a CPU, 300 on a GPU)")
+    p_bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                         help="where both loops train (default: cpu, where the tiny preset trains)")
     p_ship = sub.add_parser("ship-base", help="run the long base pretraining and ship it in data/base/<preset>/")
     p_ship.add_argument("--preset", default=None)
     p_ship_sft = sub.add_parser("ship-sft", help="run SFT (full and LoRA) at the preset's full budget and ship "
@@ -137,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         from .presets import load_preset
         from .throughput import benchmark_pretraining, format_benchmark
 
-        print(format_benchmark(benchmark_pretraining(load_preset(args.preset), steps=args.steps)))
+        steps = args.steps or (300 if args.device == "cuda" else 20)
+        results = benchmark_pretraining(load_preset(args.preset), steps=steps,
+                                        warmup=3 if args.device == "cpu" else 20, device=args.device,
+                                        log=lambda r: print(f"measured: {r.name}: {r.tokens_per_second:.0f} tokens/s"))
+        print(format_benchmark(results))
         return 0
     if args.command == "ship-base":
         from .base import ship_base

@@ -59,6 +59,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("base-4x", "4x the base pretraining (4,000 steps, ~16M tokens)", base_steps=4000),
     Variant("base-4x-sft-3x", "4x the base pretraining and 3x the SFT steps", base_steps=4000, sft_steps=2400),
     Variant("sft-6x", "6x the SFT examples (2,400 steps of 32)", sft_steps=2400, sft_batch_size=32),
+    Variant("base-4x-sft-6x", "4x the base pretraining and 6x the SFT examples (2,400 steps of 32)",
+            base_steps=4000, sft_steps=2400, sft_batch_size=32),
+    Variant("base-4x-sft-6x-steps", "4x the base pretraining and 6x the SFT steps (4,800)", base_steps=4000,
+            sft_steps=4800),
     Variant("wider", "a wider, deeper model (hidden 256, 8 layers), base 4x", base_steps=4000, model=WIDER),
     Variant("wider-sft-3x", "the wider model, base 4x, and 3x the SFT steps", base_steps=4000, sft_steps=2400,
             model=WIDER),
@@ -191,7 +195,7 @@ def save_results(results: list[dict], path: Path, *, command: str, versions: dic
         old = json.loads(path.read_text())
         names = {r["variant"] for r in results}
         keep = [r for r in old["results"] if r["variant"] not in names]
-        commands = old["commands"] + commands
+        commands = old["commands"] + ([] if old["commands"][-1:] == [command] else commands)  # saved per variant
     order = {v.name: i for i, v in enumerate(VARIANTS)}
     payload = {"commands": commands, "targets": {f"{t}/{m}": v for (t, m), v in TARGETS.items()},
                "versions": versions,

@@ -11,7 +11,13 @@ What the course's loop does differently, each a knob here so its effect can be m
   they save; one thread per process is often fastest for models of a few million parameters;
 - ``compile``: ``torch.compile`` fuses the many small elementwise ops (RMSNorm, SwiGLU, the
   convolution gates) that dominate at this size;
-- a fused AdamW step and no per-step Python bookkeeping beyond the loss.
+- a fused AdamW step and no per-step Python bookkeeping beyond the loss;
+- on a GPU, the packed windows live on the device (no copy per step).
+
+On a GPU a model of a few million parameters is bound by kernel launches and Python, not by
+arithmetic, so fusing (``torch.compile``) and removing per-step overhead pay off there; on a CPU
+the step is bound by the matrix multiplications themselves (see notebook 03), and the loop can
+only remove the Trainer's few percent of overhead.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -46,19 +53,23 @@ def _timed_steps(step_fn, steps: int, warmup: int) -> tuple[float, float]:
 
 
 def loop_throughput(model, windows: torch.Tensor, cfg: PretrainConfig, *, steps: int = 20, warmup: int = 3,
-                    threads: int | None = None, compile: bool = False) -> ThroughputResult:
+                    threads: int | None = None, compile: bool = False,
+                    device: torch.device | str = "cpu") -> ThroughputResult:
     """Tokens/s of the course's training step (:func:`~lfm_helpers.pretrain.train_step`, as ``train_lm`` runs it)."""
+    device = torch.device(device)
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        model.train()
-        optimizer = make_optimizer(model, cfg)
+        model.to(device).train()
+        windows = windows.to(device)
+        optimizer = make_optimizer(model, cfg)  # fused on a GPU
         forward = torch.compile(model) if compile else model
 
         warm_s, run_s = _timed_steps(lambda i: train_step(model, optimizer, windows, i, cfg, forward), steps, warmup)
-        name = f"course loop ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}" \
-               f"{', torch.compile' if compile else ''})"
+        where = "GPU" if device.type == "cuda" else \
+            f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''}"
+        name = f"course loop ({where}{', torch.compile' if compile else ''})"
         return ThroughputResult(name, steps * cfg.tokens_per_step / run_s, steps, warm_s, torch.get_num_threads())
     finally:
         torch.set_num_threads(old_threads)
@@ -76,52 +87,76 @@ class _Windows(torch.utils.data.Dataset):
 
 
 def trainer_throughput(model, windows: torch.Tensor, cfg: PretrainConfig, *, steps: int = 20,
-                       warmup: int = 3) -> ThroughputResult:
-    """Tokens/s of ``transformers.Trainer`` on the same model, data and settings (CPU, float32)."""
+                       warmup: int = 3, device: torch.device | str = "cpu") -> ThroughputResult:
+    """Tokens/s of ``transformers.Trainer`` on the same model, data and settings (float32; its
+    default optimiser, which is AdamW, fused where the device allows)."""
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
+    device = torch.device(device)
     times: dict[str, float] = {}
+
+    def now() -> float:
+        if device.type == "cuda":  # kernels run asynchronously: wait for the queued steps
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     class Clock(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
-            times["begin"] = time.perf_counter()
+            times["begin"] = now()
 
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == warmup:
-                times["mid"] = time.perf_counter()
+                times["mid"] = now()
 
         def on_train_end(self, args, state, control, **kw):
-            times["end"] = time.perf_counter()
+            times["end"] = now()
 
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out, max_steps=warmup + steps, per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, adam_beta1=cfg.betas[0],
             adam_beta2=cfg.betas[1], max_grad_norm=cfg.grad_clip, lr_scheduler_type="cosine",
-            warmup_steps=cfg.warmup_steps, use_cpu=True, bf16=False, report_to="none", save_strategy="no",
+            warmup_steps=cfg.warmup_steps, use_cpu=device.type == "cpu", bf16=False, report_to="none", save_strategy="no",
             logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=cfg.seed,
         )
-        Trainer(model=model, args=args, train_dataset=_Windows(windows), callbacks=[Clock()]).train()
+        trainer = Trainer(model=model, args=args, train_dataset=_Windows(windows), callbacks=[Clock()])
+        trainer.train()
     run_s = times["end"] - times["mid"]
-    return ThroughputResult("transformers.Trainer", steps * cfg.tokens_per_step / run_s, steps,
+    return ThroughputResult(f"transformers.Trainer ({getattr(args.optim, 'value', args.optim)})", steps * cfg.tokens_per_step / run_s, steps,
                             times["mid"] - times["begin"], torch.get_num_threads())
 
 
-def benchmark_pretraining(preset, *, steps: int = 20, warmup: int = 3, compile: bool = True) -> list[ThroughputResult]:
+def benchmark_pretraining(preset, *, steps: int = 20, warmup: int = 3, compile: bool = True,
+                          device: str | None = "cpu",
+                          log: Callable[[ThroughputResult], None] | None = None) -> list[ThroughputResult]:
     """Tokens/s of ``transformers.Trainer`` and of the course loop's settings, on the preset's
-    untrained model, its pretraining batch and the shipped corpus. The first row is the baseline."""
+    untrained model, its pretraining batch and the shipped corpus. The first row is the baseline.
+
+    ``device``: "cpu" (the default: the device the tiny preset trains on), "cuda", or ``None`` for
+    the best one here (:func:`~lfm_helpers.device.pick_device`). On a CPU the loop is also timed
+    with one thread; on a GPU thread settings do not apply. ``log`` sees each row as it is measured.
+    """
+    from .device import pick_device
     from .models import load_model
     from .pipeline import packed_corpus, pretrain_config, run_stage
 
+    dev = pick_device(device).device
     cfg = pretrain_config(preset)
     init = run_stage("init", preset).path
     windows, _ = packed_corpus(preset, cfg.seq_len)
-    results = [trainer_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup),
-               loop_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup)]
-    results.append(loop_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup, threads=1))
+    kw = dict(steps=steps, warmup=warmup, device=dev)
+    threads = 1 if dev.type == "cpu" else None
+    runs = [lambda: trainer_throughput(load_model(init), windows, cfg, **kw),
+            lambda: loop_throughput(load_model(init), windows, cfg, **kw)]
+    if threads:
+        runs.append(lambda: loop_throughput(load_model(init), windows, cfg, threads=threads, **kw))
     if compile:
-        results.append(loop_throughput(load_model(init), windows, cfg, steps=steps, warmup=warmup, threads=1,
-                                       compile=True))
+        runs.append(lambda: loop_throughput(load_model(init), windows, cfg, threads=threads, compile=True, **kw))
+    results = []
+    for run in runs:
+        results.append(run())
+        if log is not None:
+            log(results[-1])
     return results
 
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # GPU checks the CPU test suite cannot make, in one run on a CUDA machine (about 8 minutes on one
 # H100/H200 with a warm pip cache):
+#   0. the pretraining throughput benchmark on the GPU: `python -m lfm_helpers benchmark --device cuda`
+#      (course loop vs transformers.Trainer; OUT_DIR/benchmark.log);
 #   1. the colab preset's fine-tuning path: `unsloth_smoke --backend auto` must pick Unsloth's
 #      FastLanguageModel on CUDA, add LoRA and train (it falls back to transformers + peft, and
-#      says so, when Unsloth is not importable);
+#      says so, when Unsloth is not importable); UNSLOTH=0 skips it;
 #   2. notebook 04's preset search: `python -m lfm_helpers sft-search` trains the variants side by
-#      side and writes OUT_DIR/sft_search.json (shipped as data/sft/tiny/search.json);
+#      side and writes OUT_DIR/sft_search.json (shipped as data/sft/tiny/search.json); VARIANTS
+#      names some of them, and then the shipped file's other rows are kept (--merge);
 #   3. the SFT and base checkpoints of the cheapest variant that meets the targets, in bfloat16,
 #      as OUT_DIR/passing_checkpoints.tgz.
-# Usage: bash scripts/gpu_check.sh OUT_DIR   (SEARCH_TIMEOUT, JOBS and EXAMPLES override the defaults)
+# Usage: bash scripts/gpu_check.sh OUT_DIR   (SEARCH_TIMEOUT or DEADLINE, BENCH_TIMEOUT, JOBS, EXAMPLES,
+#        VARIANTS, UNSLOTH override the defaults)
 set -u
 out=${1:?usage: bash scripts/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -16,17 +20,33 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 
+# 0. on a quiet GPU, before anything else runs on it
+timeout "${BENCH_TIMEOUT:-200}" "$PY" -m lfm_helpers benchmark --device cuda 2>&1 | grep -v -E "it/s\]|s/it\]" \
+    | tee "$out/benchmark.log" | grep -E "measured|x "
+
 # 1. in its own process: Unsloth patches transformers and TRL when it is imported
+if [ "${UNSLOTH:-1}" != 0 ]; then
 ( timeout 300 "$PY" -m lfm_helpers.unsloth_smoke /tmp/unsloth_smoke --backend auto --steps 30 >"$out/unsloth.log" 2>&1
   echo "exit status $?" >>"$out/unsloth.log"; cp /tmp/unsloth_smoke/result.json "$out/unsloth_result.json" 2>/dev/null ) &
+fi
 
 # 2. the search (progress bars filtered out of the log)
-timeout "${SEARCH_TIMEOUT:-460}" "$PY" -m lfm_helpers sft-search --preset tiny --jobs "${JOBS:-6}" \
+if [ -n "${VARIANTS:-}" ]; then
+    cp data/sft/tiny/search.json "$out/sft_search.json"
+    which=(--variants $VARIANTS --merge)
+else
+    which=()
+fi
+# DEADLINE (seconds from the script's start) leaves 20 s for step 3 after the search
+search_timeout=${SEARCH_TIMEOUT:-460}
+[ -n "${DEADLINE:-}" ] && search_timeout=$((DEADLINE - SECONDS - 20))
+echo "search: up to ${search_timeout} s"
+timeout "$search_timeout" "$PY" -m lfm_helpers sft-search --preset tiny --jobs "${JOBS:-6}" "${which[@]}" \
     --examples "${EXAMPLES:-128}" --out "$out/sft_search.json" 2>&1 | grep -v -E "it/s\]|s/it\]" >"$out/search.log"
 echo "search exit status ${PIPESTATUS[0]}" >>"$out/search.log"
 tail -n 15 "$out/search.log"
 wait
-tail -n 3 "$out/unsloth.log"
+[ "${UNSLOTH:-1}" != 0 ] && tail -n 3 "$out/unsloth.log"
 
 # 3. the cheapest passing variant's checkpoints
 "$PY" - "$out" <<'PY'
@@ -44,6 +64,8 @@ except FileNotFoundError as e:
 if best is None:
     sys.exit("no variant met the targets; nothing exported")
 tiny, v = PRESETS["tiny"], variant_named(best["variant"])
+if not artifact_dir(variant_preset(tiny, v).name, "sft").is_dir():
+    sys.exit(f"{v.name} meets the targets but was not trained in this run; nothing exported")
 tmp = Path(tempfile.mkdtemp())
 copy_checkpoint(artifact_dir(variant_preset(tiny, v).name, "sft"), tmp / "sft", skip=())
 if v.own_base:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 
 import pytest
@@ -66,6 +68,10 @@ def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
     out = tmp_path / "search.json"
     ss.save_results(results, out, command="test", versions={"torch": "x"})
     assert ss.load_results(out) == results
+    ss.save_results(results[:1], out, command="more", versions={}, merge=True)  # one variant finished
+    ss.save_results(results[1:], out, command="more", versions={}, merge=True)  # the next, same run
+    saved = json.loads(out.read_text())
+    assert saved["commands"] == ["test", "more"] and [r["variant"] for r in saved["results"]] == ["a", "b"]
     with pytest.raises(FileNotFoundError, match="sft-search"):
         ss.load_results(tmp_path / "missing.json")
 
