@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="timed steps per configuration (default: 20 on a CPU, 300 on a GPU)")
     p_bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                          help="where both loops train (default: cpu, where the tiny preset trains)")
+    p_bench.add_argument("--out", default=None, help="also save the table as JSON (with device and versions)")
     p_ship = sub.add_parser("ship-base", help="run the long base pretraining and ship it in data/base/<preset>/")
     p_ship.add_argument("--preset", default=None)
     p_ship_sft = sub.add_parser("ship-sft", help="run SFT (full and LoRA) at the preset's full budget and ship "
@@ -138,13 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "benchmark":
         from .presets import load_preset
-        from .throughput import benchmark_pretraining, format_benchmark
+        from .throughput import benchmark_pretraining, format_benchmark, save_benchmark
 
         steps = args.steps or (300 if args.device == "cuda" else 20)
         results = benchmark_pretraining(load_preset(args.preset), steps=steps,
                                         warmup=3 if args.device == "cpu" else 20, device=args.device,
                                         log=lambda r: print(f"measured: {r.name}: {r.tokens_per_second:.0f} tokens/s"))
         print(format_benchmark(results))
+        if args.out:
+            from .device import device_name
+            from .versions import library_versions
+
+            save_benchmark(results, args.out, device=device_name(), versions=library_versions(),
+                           command="python -m lfm_helpers " + " ".join(sys.argv[1:] if argv is None else argv))
+            print(f"saved {args.out}")
         return 0
     if args.command == "ship-base":
         from .base import ship_base

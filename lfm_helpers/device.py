@@ -45,3 +45,10 @@ def pick_device(prefer: str | None = None) -> DeviceChoice:
     if prefer in (None, "mps") and has_mps:
         return DeviceChoice(torch.device("mps"), torch.float16, "Apple GPU (MPS): float16")
     return DeviceChoice(torch.device("cpu"), torch.float32, "CPU: float32")
+
+
+def device_name() -> str:
+    """The GPU's name, or the CPU with its thread count: what a shipped measurement ran on."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({torch.get_num_threads()} threads)"

@@ -114,17 +114,10 @@ def meets_targets(metrics: dict[str, dict[str, float]]) -> bool:
     return all(metrics[task][metric] >= target for (task, metric), target in TARGETS.items())
 
 
-def _device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def run_variant(preset: Preset, variant: Variant, *, n: int | None = None, log: Callable[[str], None] = print) -> dict:
     """Train one variant (base if needed, then full SFT) and evaluate it on the test split."""
     from .artifacts import artifact_dir, ensure_artifact
+    from .device import device_name
     from .evaluate import evaluate
     from .sft import finetune_from, sft_training_config
 
@@ -146,7 +139,7 @@ def run_variant(preset: Preset, variant: Variant, *, n: int | None = None, log: 
         "sft_val_loss": art.metrics.get("final_val_loss"), "examples": {t: r.n_examples for t, r in reports.items()},
         "metrics": metrics, "intervals": {t: {k: [round(x, 4) for x in rate.interval] for k, rate in r.rates.items()}
                                           for t, r in reports.items()},
-        "meets_targets": meets_targets(metrics), "device": _device_name(),
+        "meets_targets": meets_targets(metrics), "device": device_name(),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
 
@@ -158,7 +151,8 @@ def search_table(results: list[dict]):
     rows = []
     for r in results:
         row = {"variant": r["variant"], "change": r["change"], "params": r["params"], "base steps": r["base_steps"],
-               "SFT steps": r["sft_steps"], "SFT batch": r.get("sft_batch_size", 16)}
+               "SFT steps": r["sft_steps"], "SFT batch": r.get("sft_batch_size", 16),
+               "examples seen": r["sft_steps"] * r.get("sft_batch_size", 16)}
         for (task, metric), target in TARGETS.items():
             lo, hi = r["intervals"][task][metric]
             row[f"{metric} (>= {target:.2f})"] = f"{r['metrics'][task][metric]:.3f} [{lo:.2f}, {hi:.2f}]"

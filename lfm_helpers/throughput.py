@@ -168,3 +168,28 @@ def format_benchmark(results: list[ThroughputResult]) -> str:
         lines.append(f"{r.name:<40} {r.tokens_per_second:>9.0f} {r.tokens_per_second / base:>7.2f}x "
                      f"{r.warmup_seconds:>9.1f}")
     return "\n".join(lines)
+
+
+def save_benchmark(results: list[ThroughputResult], path, *, command: str, device: str,
+                   versions: dict[str, str]) -> None:
+    """Write a benchmark's rows (with the command, device and library versions) atomically as JSON."""
+    import json
+    from dataclasses import asdict
+
+    from .artifacts import atomic_write_text
+
+    payload = {"command": command, "device": device, "versions": versions,
+               "results": [asdict(r) for r in results]}
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
+
+
+def load_benchmark(path) -> tuple[dict, list[ThroughputResult]]:
+    """A saved benchmark: its header (command, device, versions) and its rows, baseline first."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark results at {path}; run `python -m lfm_helpers benchmark --out {path}`")
+    payload = json.loads(path.read_text())
+    return {k: v for k, v in payload.items() if k != "results"}, [ThroughputResult(**r) for r in payload["results"]]

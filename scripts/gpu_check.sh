@@ -2,7 +2,8 @@
 # GPU checks the CPU test suite cannot make, in one run on a CUDA machine (about 8 minutes on one
 # H100/H200 with a warm pip cache):
 #   0. the pretraining throughput benchmark on the GPU: `python -m lfm_helpers benchmark --device cuda`
-#      (course loop vs transformers.Trainer; OUT_DIR/benchmark.log);
+#      (course loop vs transformers.Trainer; OUT_DIR/benchmark.json, shipped as
+#      data/benchmarks/pretrain_throughput_h200.json);
 #   1. the colab preset's fine-tuning path: `unsloth_smoke --backend auto` must pick Unsloth's
 #      FastLanguageModel on CUDA, add LoRA and train (it falls back to transformers + peft, and
 #      says so, when Unsloth is not importable); UNSLOTH=0 skips it;
@@ -21,7 +22,7 @@ PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 
 # 0. on a quiet GPU, before anything else runs on it
-timeout "${BENCH_TIMEOUT:-200}" "$PY" -m lfm_helpers benchmark --device cuda 2>&1 | grep -v -E "it/s\]|s/it\]" \
+timeout "${BENCH_TIMEOUT:-200}" "$PY" -m lfm_helpers benchmark --device cuda --out "$out/benchmark.json" 2>&1 | grep -v -E "it/s\]|s/it\]" \
     | tee "$out/benchmark.log" | grep -E "measured|x "
 
 # 1. in its own process: Unsloth patches transformers and TRL when it is imported

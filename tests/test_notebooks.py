@@ -60,6 +60,7 @@ def _check_03_pretraining(m):
     assert m["base_val_loss"] < m["final_val_loss"]
     assert m["sweep_runs"] >= 9 and m["fit_alpha"] > 0 and m["fit_beta"] > 0
     assert m["loop_speedup_vs_trainer"] > 0  # reported, not asserted: speed is the benchmark's job
+    assert 2.1 < m["gpu_speedup_vs_trainer"] < 2.3  # the shipped H200 run; the prose says "more than twice", "about 2.2x"
 
 
 def _check_04_sft(m):
