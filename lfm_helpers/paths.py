@@ -11,7 +11,9 @@ Both can be moved with environment variables, which is what tests and scale-out 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +21,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def data_dir() -> Path:
     """The folder holding the shipped data (``data/``), or ``$LFM_DATA_DIR``."""
     return Path(os.environ.get("LFM_DATA_DIR", REPO_ROOT / "data"))
+
+
+@contextmanager
+def using_data_dir(path: Path | str) -> Iterator[Path]:
+    """Read the data from ``path`` inside the ``with`` block (``$LFM_DATA_DIR``, restored after)."""
+    old = os.environ.get("LFM_DATA_DIR")
+    os.environ["LFM_DATA_DIR"] = str(path)
+    try:
+        yield Path(path)
+    finally:
+        if old is None:
+            del os.environ["LFM_DATA_DIR"]
+        else:
+            os.environ["LFM_DATA_DIR"] = old
 
 
 def runs_dir() -> Path:

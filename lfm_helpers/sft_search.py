@@ -46,6 +46,7 @@ class Variant:
     base_steps: int | None = None
     model: ModelSpec | None = None
     sft_batch_size: int | None = None
+    train_rows: int | None = None  # per task; None: the shipped train splits (3,000 each)
 
     @property
     def own_base(self) -> bool:
@@ -63,6 +64,10 @@ VARIANTS: tuple[Variant, ...] = (
             base_steps=4000, sft_steps=2400, sft_batch_size=32),
     Variant("base-4x-sft-6x-steps", "4x the base pretraining and 6x the SFT steps (4,800)", base_steps=4000,
             sft_steps=4800),
+    Variant("base-4x-sft-3x-2x-data", "4x base, 3x SFT steps, 2x the distinct SFT data (6,000 rows per task)",
+            base_steps=4000, sft_steps=2400, train_rows=6000),
+    Variant("base-4x-sft-3x-4x-data", "4x base, 3x SFT steps, 4x the distinct SFT data (12,000 rows per task)",
+            base_steps=4000, sft_steps=2400, train_rows=12000),
     Variant("wider", "a wider, deeper model (hidden 256, 8 layers), base 4x", base_steps=4000, model=WIDER),
     Variant("wider-sft-3x", "the wider model, base 4x, and 3x the SFT steps", base_steps=4000, sft_steps=2400,
             model=WIDER),
@@ -114,27 +119,46 @@ def meets_targets(metrics: dict[str, dict[str, float]]) -> bool:
     return all(metrics[task][metric] >= target for (task, metric), target in TARGETS.items())
 
 
+def variant_data(preset: Preset, variant: Variant, *, log: Callable[[str], None] = print) -> Path:
+    """The data folder a variant fine-tunes on: the shipped one, or (``train_rows``) one generated
+    with longer train splits by the same seeded generators, whose test splits are the shipped ones."""
+    from .artifacts import artifact_dir, ensure_artifact
+    from .data.generate import generate_all
+    from .paths import data_dir
+
+    if variant.train_rows is None:
+        return data_dir()
+    name = variant_preset(preset, variant).name
+    # in a subfolder: the data's MANIFEST.json and the artifact's manifest.json are one file where case is ignored
+    art = ensure_artifact(artifact_dir(name, "data"),
+                          lambda out: {"files": len(generate_all(out / "data", 0, train_rows=variant.train_rows))},
+                          stage="data", preset=name, config={"seed": 0, "train_rows": variant.train_rows}, log=log)
+    return art.path / "data"
+
+
 def run_variant(preset: Preset, variant: Variant, *, n: int | None = None, log: Callable[[str], None] = print) -> dict:
     """Train one variant (base if needed, then full SFT) and evaluate it on the test split."""
     from .artifacts import artifact_dir, ensure_artifact
     from .device import device_name
     from .evaluate import evaluate
+    from .paths import using_data_dir
     from .sft import finetune_from, sft_training_config
 
     p = variant_preset(preset, variant)
     start = time.perf_counter()
     base = pretrain_base(preset, variant, log=log)
-    config = {"base": base.config_hash, **sft_training_config(p, lora=False)}
+    config = {"base": base.config_hash, **sft_training_config(p, lora=False), "train_rows": variant.train_rows}
     path = artifact_dir(p.name, "sft")
-    art = ensure_artifact(path, lambda out: finetune_from(base.path, p, out, path.parent / ".scratch" / "sft",
-                                                          budget=p.sft, mix=p.sft_mix, title=f"SFT ({variant.name})"),
-                          stage="sft", preset=p.name, config=config, log=log)
-    reports = {task: evaluate(art.path, task, "test", preset, n=n) for task in ("extraction", "tool_use")}
+    with using_data_dir(variant_data(preset, variant, log=log)):
+        art = ensure_artifact(path, lambda out: finetune_from(base.path, p, out, path.parent / ".scratch" / "sft",
+                                                              budget=p.sft, mix=p.sft_mix, title=f"SFT ({variant.name})"),
+                              stage="sft", preset=p.name, config=config, log=log)
+        reports = {task: evaluate(art.path, task, "test", preset, n=n) for task in ("extraction", "tool_use")}
     metrics = {task: {k: round(rate.value, 4) for k, rate in r.rates.items()} for task, r in reports.items()}
     return {
         "variant": variant.name, "change": variant.change, "params": art.metrics["total_params"],
         "base_val_loss": base.metrics.get("final_val_loss"), "sft_steps": p.sft.max_steps,
-        "sft_batch_size": p.sft.batch_size,
+        "sft_batch_size": p.sft.batch_size, "train_rows": variant.train_rows,
         "base_steps": p.pretrain.max_steps if variant.own_base else preset.base_pretrain.max_steps,
         "sft_val_loss": art.metrics.get("final_val_loss"), "examples": {t: r.n_examples for t, r in reports.items()},
         "metrics": metrics, "intervals": {t: {k: [round(x, 4) for x in rate.interval] for k, rate in r.rates.items()}

@@ -13,7 +13,7 @@
 #   3. the SFT and base checkpoints of the cheapest variant that meets the targets, in bfloat16,
 #      as OUT_DIR/passing_checkpoints.tgz.
 # Usage: bash scripts/gpu_check.sh OUT_DIR   (SEARCH_TIMEOUT or DEADLINE, BENCH_TIMEOUT, JOBS, EXAMPLES,
-#        VARIANTS, UNSLOTH override the defaults)
+#        VARIANTS, UNSLOTH, BENCH override the defaults; UNSLOTH=0 / BENCH=0 skip steps 1 / 0)
 set -u
 out=${1:?usage: bash scripts/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
@@ -22,8 +22,10 @@ PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 
 # 0. on a quiet GPU, before anything else runs on it
+if [ "${BENCH:-1}" != 0 ]; then
 timeout "${BENCH_TIMEOUT:-200}" "$PY" -m lfm_helpers benchmark --device cuda --out "$out/benchmark.json" 2>&1 | grep -v -E "it/s\]|s/it\]" \
     | tee "$out/benchmark.log" | grep -E "measured|x "
+fi
 
 # 1. in its own process: Unsloth patches transformers and TRL when it is imported
 if [ "${UNSLOTH:-1}" != 0 ]; then

@@ -46,12 +46,15 @@ def test_variants_change_one_thing_and_share_bases():
 
 
 def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
-    variants = (ss.Variant("a", "own base", base_steps=2), ss.Variant("b", "own base, 2 SFT steps", base_steps=2, sft_steps=2))
+    variants = (ss.Variant("a", "own base", base_steps=2),
+                ss.Variant("b", "own base, 2 SFT steps, own data", base_steps=2, sft_steps=2, train_rows=40))
     messages, saved = [], []
     results = ss.search(SEARCH_SMALL, variants, log=messages.append, on_result=saved.append)
     assert [len(s) for s in saved] == [1, 2] and saved[-1] == results  # saved as each variant finishes
     assert [r["variant"] for r in results] == ["a", "b"] and [r["sft_steps"] for r in results] == [1, 2]
     assert sum("reusing" in m and "/pretrain" in m for m in messages) == 1  # the second variant reuses the base
+    assert [r["train_rows"] for r in results] == [None, 40]
+    assert sum("search-b/data] building" in m for m in messages) == 1
     for r in results:
         assert r["examples"] == {"extraction": 2, "tool_use": 2} and r["meets_targets"] is False
         for (task, metric) in ss.TARGETS:
@@ -93,3 +96,19 @@ def test_shipped_search_results_are_complete():
     assert [r["variant"] for r in results] == [v.name for v in ss.VARIANTS]
     for r in results:
         assert r["meets_targets"] == ss.meets_targets(r["metrics"]) and r["examples"] == {"extraction": 128, "tool_use": 128}
+
+
+def test_a_data_variant_has_longer_train_splits_and_the_same_test_splits(runs_root, monkeypatch):
+    from lfm_helpers.data.generate import load_split
+    from lfm_helpers.paths import REPO_ROOT, data_dir, using_data_dir
+
+    shipped = REPO_ROOT / "data"
+    monkeypatch.setenv("LFM_DATA_DIR", str(shipped))
+    assert ss.variant_data(PRESETS["tiny"], ss.VARIANTS[0]) == shipped
+    folder = ss.variant_data(PRESETS["tiny"], ss.Variant("d", "more data", train_rows=40), log=lambda m: None)
+    for task in ("extraction", "tool_use"):
+        assert load_split(task, "train", folder) == load_split(task, "train", shipped)[:40]  # a prefix of the shipped rows
+        assert (folder / task / "test.jsonl").read_bytes() == (shipped / task / "test.jsonl").read_bytes()
+    with using_data_dir(folder):
+        assert data_dir() == folder
+    assert data_dir() == shipped

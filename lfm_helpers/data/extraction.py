@@ -608,17 +608,19 @@ def make_example(world: World, rng: random.Random, family: Family) -> tuple[str,
 
 
 def build_split(
-    world: World, split: str, seed: int = 0, exclude_texts: frozenset[str] = frozenset()
+    world: World, split: str, seed: int = 0, exclude_texts: frozenset[str] = frozenset(),
+    size: int | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of one split; the record type cycles so types are balanced.
 
     ``exclude_texts`` (the train texts, when building val) keeps an evaluation split from
-    containing a text the model was trained on word for word.
+    containing a text the model was trained on word for word. ``size`` overrides
+    :data:`SPLIT_SIZES`; a larger split starts with the rows of the smaller one.
     """
     rng = random.Random(f"extraction:{seed}:{split}")
     rows: list[dict[str, Any]] = []
     seen = set(exclude_texts)
-    while len(rows) < SPLIT_SIZES[split]:
+    while len(rows) < (SPLIT_SIZES[split] if size is None else size):
         i = len(rows)
         record_type = RECORD_TYPES[i % len(RECORD_TYPES)]
         family = rng.choice(families_for(split, record_type))

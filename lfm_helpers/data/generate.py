@@ -63,15 +63,19 @@ def _jsonl_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
 
 
-def _steps(world: World, seed: int) -> list[tuple[str, Callable[[], bytes]]]:
+def _steps(world: World, seed: int, train_rows: int | None = None) -> list[tuple[str, Callable[[], bytes]]]:
     """``(relative path, producer)`` for every file, in a fixed order. Extraction val excludes
-    train texts, so train is built first and reused."""
+    train texts, so train is built first and reused. ``train_rows`` overrides the size of
+    both tasks' train splits."""
     extraction_train: list[dict[str, Any]] = []
+
+    def size(split: str) -> int | None:
+        return train_rows if split == "train" else None
 
     def extraction_split(split: str) -> Callable[[], bytes]:
         def produce() -> bytes:
             exclude = frozenset(row["text"] for row in extraction_train)
-            rows = extraction.build_split(world, split, seed, exclude_texts=exclude)
+            rows = extraction.build_split(world, split, seed, exclude_texts=exclude, size=size(split))
             if split == "train":
                 extraction_train.extend(rows)
             return _jsonl_bytes(rows)
@@ -87,7 +91,7 @@ def _steps(world: World, seed: int) -> list[tuple[str, Callable[[], bytes]]]:
     ]
     steps += [(f"extraction/{s}.jsonl", extraction_split(s)) for s in SPLITS["extraction"]]
     steps += [
-        (f"tool_use/{s}.jsonl", (lambda s=s: _jsonl_bytes(tool_use.build_split(world, s, seed))))
+        (f"tool_use/{s}.jsonl", (lambda s=s: _jsonl_bytes(tool_use.build_split(world, s, seed, size(s)))))
         for s in SPLITS["tool_use"]
     ]
     steps.append(("loops/labelled.jsonl", lambda: _jsonl_bytes(labelled_examples())))
@@ -98,15 +102,17 @@ def _steps(world: World, seed: int) -> list[tuple[str, Callable[[], bytes]]]:
     return steps
 
 
-def generate_all(out_dir: Path, seed: int = 0, progress: bool = False) -> dict[str, str]:
+def generate_all(out_dir: Path, seed: int = 0, progress: bool = False, train_rows: int | None = None) -> dict[str, str]:
     """Write every data file under ``out_dir`` plus ``MANIFEST.json``.
 
     Returns ``{relative path: sha256 hex}`` for the data files (not the manifest). With
-    ``progress``, shows a tqdm bar on stderr.
+    ``progress``, shows a tqdm bar on stderr. ``train_rows`` makes the two tasks' train splits
+    that long instead of the shipped size (notebook 04's preset search: more distinct SFT data);
+    the test splits do not change.
     """
     out_dir = Path(out_dir)
     world = build_world(seed)
-    steps = _steps(world, seed)
+    steps = _steps(world, seed, train_rows)
     iterator: Iterable[tuple[str, Callable[[], bytes]]] = steps
     if progress:
         from tqdm import tqdm

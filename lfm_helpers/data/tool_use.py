@@ -679,13 +679,14 @@ def build_conversation(
     }
 
 
-def build_split(world: World, split: str, seed: int = 0) -> list[dict[str, Any]]:
-    """All conversations of one split; lookups use the world's own city table."""
+def build_split(world: World, split: str, seed: int = 0, size: int | None = None) -> list[dict[str, Any]]:
+    """All conversations of one split; lookups use the world's own city table. ``size``
+    overrides :data:`SPLIT_SIZES`; a larger split starts with the rows of the smaller one."""
     rng = random.Random(f"tool_use:{seed}:{split}")
     table = city_table_from_rows(world.city_rows())
     return [
         build_conversation(world, rng, split, f"tool_use-{split}-{i:05d}", table)
-        for i in range(SPLIT_SIZES[split])
+        for i in range(SPLIT_SIZES[split] if size is None else size)
     ]
 
 
