@@ -45,3 +45,39 @@ def print_versions() -> dict[str, str]:
     for name, version in versions.items():
         print(f"{name:<{width}}  {version}")
     return versions
+
+
+def required_packages() -> list[str]:
+    """The package's requirements, as ``pyproject.toml`` declares them (``"torch>=2.4"``, ...).
+
+    Read from ``pyproject.toml`` beside the package in a checkout (it is the source of truth, even
+    before ``pip install -e .`` has refreshed the installed metadata), else from the installed metadata.
+    """
+    from .paths import REPO_ROOT
+
+    pyproject = REPO_ROOT / "pyproject.toml"
+    if pyproject.is_file() and sys.version_info >= (3, 11):
+        import tomllib
+
+        return list(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"])
+    return [r for r in (metadata.requires("lfm_helpers") or []) if "extra ==" not in r]
+
+
+def check_versions(requirements: list[str] | None = None) -> dict[str, bool]:
+    """Print ``[OK]`` or ``[FAIL]`` for each required package (installed version against the
+    declared range) and return ``{name: ok}``. Colab and conda environments drift; this says
+    which package to fix before a cryptic error does."""
+    from packaging.requirements import Requirement
+
+    results = {}
+    for line in requirements if requirements is not None else required_packages():
+        req = Requirement(line)
+        try:
+            installed = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        ok = installed is not None and req.specifier.contains(installed, prereleases=True)
+        wanted = str(req.specifier) or "any version"
+        print(f"[{'OK' if ok else 'FAIL'}] {req.name} {installed or 'not installed'} (needs {wanted})")
+        results[req.name] = ok
+    return results
