@@ -1,5 +1,7 @@
 # Small Frontier Models: a playbook.
-#   make course   create the environment, execute every notebook (tiny preset), print a summary
+#   make course   create the environment, execute every notebook (tiny preset), print a summary,
+#                 and build the book (build/book/index.html)
+#   make book     build the book from the notebooks `make course` executed
 #   make test     create the same environment and run the whole test suite
 #   make lab      open the notebooks in JupyterLab
 #   make data     regenerate the shipped data/ (byte-identical)
@@ -48,10 +50,38 @@ $(UNSLOTH_STAMP): pyproject.toml $(UNSLOTH_LOCK)
 	print('unsloth', unsloth.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
 	@touch $(UNSLOTH_STAMP)
 
-course: env
-	$(PY) -m lfm_helpers course
+# The book's environment: Jupyter Book 1.x (builds offline; it pins markdown-it-py 3, so it gets its
+# own venv), a local MathJax (npm's mathjax package) and Debian's Chromium for the browser test
+# (installed with apt-get where it is missing; tests/test_book.py drives it with Playwright).
+BOOK_VENV ?= .venv-book
+BOOK_STAMP := $(BOOK_VENV)/.installed
+MATHJAX := build/mathjax/es5/tex-chtml.js
 
-test: env unsloth-env
+.PHONY: book-env book
+book-env: $(BOOK_STAMP) $(MATHJAX)
+	@command -v chromium >/dev/null || (echo ">>> installing Debian's chromium for the browser test"; \
+	  apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+	  || echo "!!! could not install chromium: tests/test_book.py's browser check will be skipped")
+
+$(BOOK_STAMP): requirements/book.txt
+	@echo ">>> creating $(BOOK_VENV) for the book (Jupyter Book 1.x)"
+	$(PYTHON) -m venv $(BOOK_VENV)
+	$(BOOK_VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements/book.txt
+	@touch $(BOOK_STAMP)
+
+$(MATHJAX):
+	@echo ">>> fetching MathJax 3 (npm) for the offline book"
+	mkdir -p build/mathjax && cd build/mathjax && npm pack --silent mathjax@3.2.2 >/dev/null \
+	  && tar xzf mathjax-3.2.2.tgz && rm -rf es5 && mv package/es5 es5 && rm -rf package mathjax-3.2.2.tgz
+
+book: env book-env
+	$(PY) -m lfm_helpers book
+
+course: env book-env
+	$(PY) -m lfm_helpers course
+	$(PY) -m lfm_helpers book
+
+test: env unsloth-env book-env
 	$(PY) -m pytest
 
 lab: env

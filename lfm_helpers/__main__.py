@@ -8,6 +8,7 @@
 - ``profile [--size realistic] [--contexts N ...]``: profile LFM2 against sliding-window attention,
   gated DeltaNet and full attention on this CPU (notebook 01) and print the table;
 - ``sweep [--size large]``: train the scaling sweep and fit a scaling law (notebook 03);
+- ``book``: build the Jupyter Book from the executed notebooks (``build/book``) and check its links;
 - ``benchmark``: pretraining tokens/s of the course loop against ``transformers.Trainer``;
 - ``ship-base``: run the long base pretraining and ship it in ``data/base/<preset>/``.
 - ``ship-sft``: run SFT (full and LoRA) at the preset's full budget and ship it in ``data/sft/<preset>/``.
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("--preset", default=None)
     p_sweep.add_argument("--size", choices=("preset", "large"), default="preset",
                          help="the preset's sweep, or the larger one (about an hour on two cores)")
+    sub.add_parser("book", help="build the book from the executed notebooks into build/book and check its links")
     p_bench = sub.add_parser("benchmark", help="pretraining tokens/s: the course loop against transformers.Trainer")
     p_bench.add_argument("--preset", default=None)
     p_bench.add_argument("--steps", type=int, default=None,
@@ -137,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         print(points_table(points).to_string(index=False))
         print(fit_scaling_law(*sweep_arrays(points)))
         return 0
+    if args.command == "book":
+        from .book import broken_links, build_book
+
+        site = build_book()
+        broken = broken_links(site)
+        for link in broken:
+            print(f"broken link: {link}")
+        print(f"book: {site / 'index.html'} ({len(broken)} broken internal links)")
+        return 1 if broken else 0
     if args.command == "benchmark":
         from .presets import load_preset
         from .throughput import benchmark_pretraining, format_benchmark, save_benchmark

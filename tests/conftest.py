@@ -92,3 +92,8 @@ def task_data(small_data):
     shutil.copytree(shipped / "world", small_data / "world")
     (small_data / "MANIFEST.json").write_text(json.dumps(manifest))
     return small_data
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Book tests last: they build the site from the notebooks the notebook tests executed."""
+    items.sort(key=lambda item: item.get_closest_marker("book") is not None)

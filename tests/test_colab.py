@@ -24,6 +24,8 @@ def test_each_notebook_opens_with_its_badge_and_the_colab_cell(path):
     linked = re.search(rf"github/{colab.GITHUB_REPO}/blob/{colab.BRANCH}/(\S+?)\)", badge.source).group(1)
     assert (REPO_ROOT / linked).is_file() and linked == relative  # the badge opens this very file
     assert first_code is nb.cells[1] and first_code.source == colab.first_cell_source()
+    # the book leaves both out (the badge image would come from Colab's server, so not offline)
+    assert all("remove-cell" in c.metadata.get("tags", []) for c in (badge, first_code))
 
 
 def test_the_first_cell_does_nothing_off_colab(monkeypatch, tmp_path):
