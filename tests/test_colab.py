@@ -32,7 +32,7 @@ def test_the_first_cell_does_nothing_off_colab(monkeypatch, tmp_path):
     from IPython.core.inputtransformer2 import TransformerManager
 
     code = TransformerManager().transform_cell(colab.first_cell_source())  # the `!` and `%pip` lines
-    monkeypatch.delenv("LFM_PRESET", raising=False)
+    _no_preset(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
     def get_ipython():
@@ -43,9 +43,15 @@ def test_the_first_cell_does_nothing_off_colab(monkeypatch, tmp_path):
     assert colab.setup() is None and "LFM_PRESET" not in os.environ
 
 
+def _no_preset(monkeypatch):
+    """Unset $LFM_PRESET for this test only (setenv first, so that teardown restores the original)."""
+    monkeypatch.setenv("LFM_PRESET", "unset-by-the-test")
+    monkeypatch.delenv("LFM_PRESET")
+
+
 def test_setup_on_colab_picks_the_preset_and_installs_unsloth_on_a_gpu(monkeypatch):
     ran = []
-    monkeypatch.delenv("LFM_PRESET", raising=False)
+    _no_preset(monkeypatch)
     assert colab.setup(force=True, run=ran.append, has_gpu=True) == "colab"
     assert os.environ["LFM_PRESET"] == "colab" and ran and ran[0][-1] == "unsloth"
     ran.clear()
