@@ -116,13 +116,13 @@ def trainer_throughput(model, windows: torch.Tensor, cfg: PretrainConfig, *, ste
             output_dir=out, max_steps=warmup + steps, per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, adam_beta1=cfg.betas[0],
             adam_beta2=cfg.betas[1], max_grad_norm=cfg.grad_clip, lr_scheduler_type="cosine",
-            warmup_steps=cfg.warmup_steps, use_cpu=device.type == "cpu", bf16=False, report_to="none", save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=cfg.seed,
+            warmup_steps=cfg.warmup_steps, use_cpu=device.type == "cpu", bf16=False, report_to="none",
+            save_strategy="no", logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=cfg.seed,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=_Windows(windows), callbacks=[Clock()])
-        trainer.train()
+        Trainer(model=model, args=args, train_dataset=_Windows(windows), callbacks=[Clock()]).train()
     run_s = times["end"] - times["mid"]
-    return ThroughputResult(f"transformers.Trainer ({getattr(args.optim, 'value', args.optim)})", steps * cfg.tokens_per_step / run_s, steps,
+    optimizer = getattr(args.optim, "value", args.optim)  # an enum in transformers 5
+    return ThroughputResult(f"transformers.Trainer ({optimizer})", steps * cfg.tokens_per_step / run_s, steps,
                             times["mid"] - times["begin"], torch.get_num_threads())
 
 
