@@ -42,9 +42,14 @@ def toc_files(book_dir: Path = BOOK_DIR) -> list[str]:
     return files
 
 
+def toc_notebooks(book_dir: Path = BOOK_DIR) -> list[str]:
+    """The notebooks the book lists, in order, by stem (``00_orientation``, ...)."""
+    return [f.removeprefix("notebooks/") for f in toc_files(book_dir) if f.startswith("notebooks/")]
+
+
 def check_toc(book_dir: Path = BOOK_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> None:
     """Fail if a course notebook is missing from the book, or the book lists one that does not exist."""
-    listed = {f.removeprefix("notebooks/") for f in toc_files(book_dir) if f.startswith("notebooks/")}
+    listed = set(toc_notebooks(book_dir))
     present = {p.stem for p in list_notebooks(notebooks_dir)}
     problems = [f"notebooks/{n}.ipynb is not in book/_toc.yml" for n in sorted(present - listed)]
     problems += [f"book/_toc.yml lists notebooks/{n}, which does not exist" for n in sorted(listed - present)]
@@ -56,7 +61,7 @@ def stage_book(stage: Path, executed_dir: Path = EXECUTED_DIR, book_dir: Path = 
                mathjax_dir: Path = MATHJAX_DIR) -> Path:
     """Assemble the book's sources in ``stage``: ``book/``, the executed notebooks and MathJax."""
     check_toc(book_dir)
-    notebooks = [f.removeprefix("notebooks/") for f in toc_files(book_dir) if f.startswith("notebooks/")]
+    notebooks = toc_notebooks(book_dir)
     missing = [n for n in notebooks if not (Path(executed_dir) / f"{n}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"executed notebooks missing in {executed_dir}: {', '.join(missing)}; "
