@@ -3,6 +3,7 @@
 #                 and build the book (build/book/index.html)
 #   make book     build the book from the notebooks `make course` executed
 #   make test     create the same environment and run the whole test suite
+#   make llama-cpp  build llama-cpp-python (notebook 09; part of course and test)
 #   make lab      open the notebooks in JupyterLab
 #   make data     regenerate the shipped data/ (byte-identical)
 # Each target bootstraps .venv from requirements/constraints.txt (torch 2.13.0 CPU on Linux).
@@ -74,14 +75,52 @@ $(MATHJAX):
 	mkdir -p build/mathjax && cd build/mathjax && npm pack --silent mathjax@3.2.2 >/dev/null \
 	  && tar xzf mathjax-3.2.2.tgz && rm -rf es5 && mv package/es5 es5 && rm -rf package mathjax-3.2.2.tgz
 
+# llama.cpp for notebook 09: llama-cpp-python built from its source distribution (no binary wheel
+# exists for this platform) with only the library the bindings load (no tools, examples, tests,
+# server or multimodal library): about 5 minutes on 2 cores, once. The built wheel is kept in
+# $(LLAMA_CPP_WHEELS) (outside the checkout, so a fresh clone reuses it: seconds), and the
+# converter (convert_hf_to_gguf.py, conversion/, gguf-py/) is unpacked from the same sdist into
+# $(LLAMA_CPP_SRC). Nothing of llama.cpp is committed.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_SRC := build/llama.cpp-$(LLAMA_CPP_VERSION)
+LLAMA_CPP_SDIST := build/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+LLAMA_CPP_WHEELS ?= $(HOME)/.cache/lfm-playbook/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell uname -m)
+LLAMA_CPP_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)
+LLAMA_CPP_CMAKE := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+
+.PHONY: llama-cpp
+llama-cpp: $(LLAMA_CPP_STAMP) $(LLAMA_CPP_SRC)/convert_hf_to_gguf.py
+
+$(LLAMA_CPP_SDIST):
+	@mkdir -p build
+	$(PY) -m pip download --disable-pip-version-check --quiet --no-deps --no-binary :all: \
+	  llama-cpp-python==$(LLAMA_CPP_VERSION) -d build
+
+$(LLAMA_CPP_SRC)/convert_hf_to_gguf.py: $(LLAMA_CPP_SDIST)
+	rm -rf $(LLAMA_CPP_SRC) build/.llama-cpp-unpack && mkdir -p build/.llama-cpp-unpack
+	tar xzf $(LLAMA_CPP_SDIST) -C build/.llama-cpp-unpack --wildcards \
+	  '*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/*'
+	mv build/.llama-cpp-unpack/llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp $(LLAMA_CPP_SRC)
+	rm -rf build/.llama-cpp-unpack
+	touch $@
+
+$(LLAMA_CPP_STAMP): $(STAMP) $(LLAMA_CPP_SDIST)
+	@ls $(LLAMA_CPP_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo ">>> building llama-cpp-python $(LLAMA_CPP_VERSION) from source (about 5 minutes on 2 cores, once)"; \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PY) -m pip wheel --disable-pip-version-check --quiet --no-deps $(LLAMA_CPP_SDIST) -w $(LLAMA_CPP_WHEELS); }
+	$(PIP) $(LLAMA_CPP_WHEELS)/llama_cpp_python-*.whl
+	$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
+	@touch $(LLAMA_CPP_STAMP)
+
 book: env book-env
 	$(PY) -m lfm_helpers book
 
-course: env book-env
+course: env llama-cpp book-env
 	$(PY) -m lfm_helpers course
 	$(PY) -m lfm_helpers book
 
-test: env unsloth-env book-env
+test: env llama-cpp unsloth-env book-env
 	$(PY) -m pytest
 
 lab: env

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p_bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                          help="where both loops train (default: cpu, where the tiny preset trains)")
     p_bench.add_argument("--out", default=None, help="also save the table as JSON (with device and versions)")
+    p_deploy = sub.add_parser("deploy-bench", help="decode and prefill tokens/s of the GGUF exports in llama.cpp "
+                                                   "against the memory-bandwidth roofline (notebook 09)")
+    p_deploy.add_argument("--preset", default=None)
     p_ship = sub.add_parser("ship-base", help="run the long base pretraining and ship it in data/base/<preset>/")
     p_ship.add_argument("--preset", default=None)
     p_ship_sft = sub.add_parser("ship-sft", help="run SFT (full and LoRA) at the preset's full budget and ship "
@@ -164,6 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             save_benchmark(results, args.out, device=device_name(), versions=library_versions(),
                            command="python -m lfm_helpers " + " ".join(sys.argv[1:] if argv is None else argv))
             print(f"saved {args.out}")
+        return 0
+    if args.command == "deploy-bench":
+        from .deploy import speed_benchmark
+        from .presets import load_preset
+
+        bandwidth, table = speed_benchmark(load_preset(args.preset, check_device=False))
+        print(f"memory bandwidth: {bandwidth:.1f} GB/s (copy)")
+        print(table.to_string(index=False))
         return 0
     if args.command == "ship-base":
         from .base import ship_base

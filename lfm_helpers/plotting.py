@@ -483,3 +483,26 @@ def plot_curriculum(schedules: dict[str, list[dict]], start: dict[str, float], *
         ax.set(xlabel="round (0: the start)", ylabel=f"{task} loss", title=task)
         ax.legend(fontsize=8)
     return axes
+
+
+def plot_roofline(table, *, axes=None):
+    """Per model, measured decode tokens/s of each runtime and format (bars) beside the memory-
+    bandwidth bound of its weights (black ticks): bars near their tick are memory-bound.
+    ``table``: :func:`~lfm_helpers.deploy.roofline_table` rows."""
+    if len(table) == 0:
+        raise ValueError("no speeds to plot")
+    models = list(dict.fromkeys(table["model"]))
+    if axes is None:
+        _, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.4), squeeze=False)
+        axes = axes[0]
+    for ax, name in zip(axes, models):
+        rows = table[table["model"] == name]
+        labels = [f"{r.format}\n{'llama.cpp' if r.runtime == 'llama.cpp' else 'eager'}" for r in rows.itertuples()]
+        x = np.arange(len(rows))
+        ax.bar(x, rows["decode_tok_s"], color=["C0" if r == "llama.cpp" else "C1" for r in rows["runtime"]])
+        ax.scatter(x, rows["roofline_tok_s"], marker="_", s=600, color="black", zorder=3, label="bandwidth bound")
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_yscale("log")
+        ax.set(ylabel="decode tokens/s (log)", title=name)
+        ax.legend(fontsize=8)
+    return axes

@@ -250,6 +250,31 @@ class MergeBudget:
 
 
 @dataclass(frozen=True)
+class DeployBudget:
+    """Notebook 09: the ``sft`` model exported in ``formats``, and a randomly initialised model of
+    the public config ``reference`` in ``reference_formats``. Task metrics use ``eval_examples``
+    test examples per task, logits ``logit_sequences`` test conversations; speed prefills
+    ``prompt_tokens`` and decodes ``decode_tokens``, median of ``repeats`` runs after a warm-up."""
+
+    formats: tuple[str, ...] = ("f32", "f16", "q8_0", "q4_k_m")
+    reference: str = "LFM2-350M"
+    reference_formats: tuple[str, ...] = ("f16", "q8_0", "q4_k_m")
+    eval_examples: int = 32
+    logit_sequences: int = 16
+    prompt_tokens: int = 128
+    decode_tokens: int = 32
+    repeats: int = 3
+
+    def __post_init__(self) -> None:
+        known = ("f32", "f16", "q8_0", "q4_k_m")
+        bad = [f for f in (*self.formats, *self.reference_formats) if f not in known]
+        if bad or not self.formats or not self.reference_formats:
+            raise ValueError(f"formats must be non-empty and among {known}; got {bad or 'nothing'}")
+        if min(self.eval_examples, self.logit_sequences, self.prompt_tokens, self.decode_tokens, self.repeats) < 1:
+            raise ValueError("deploy counts must be >= 1")
+
+
+@dataclass(frozen=True)
 class ProfileBudget:
     """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
 
@@ -370,6 +395,8 @@ class Preset:
     loops: LoopBudget | None = None
     #: Specialists, merges and curriculum (notebook 08); ``None``: the preset does not run it.
     merging: MergeBudget | None = None
+    #: GGUF export, llama.cpp inference and speed (notebook 09); ``None``: the preset does not run it.
+    deploy: DeployBudget | None = None
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -458,6 +485,8 @@ _TINY = Preset(
     # measurably lower that task's loss (24 did not at lr 2e-3).
     merging=MergeBudget(specialist=TrainBudget(max_steps=32, batch_size=8, learning_rate=1e-3, seq_len=1280,
                                                warmup_steps=2), curriculum_steps=8),
+    # About 1 min to export, 2 min to build and export the random LFM2-350M, ~3 min of measurements.
+    deploy=DeployBudget(),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -497,6 +526,7 @@ _COLAB = Preset(
                      batch_size=16),
     merging=MergeBudget(specialist=TrainBudget(max_steps=100, batch_size=8, learning_rate=2e-5, seq_len=2048,
                                                warmup_steps=10), val_rows=64, eval_examples=100),
+    deploy=DeployBudget(formats=("f16", "q8_0", "q4_k_m"), eval_examples=100, prompt_tokens=512, decode_tokens=64),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),

@@ -369,19 +369,19 @@ class PeakRSS:
 
 
 # --------------------------------------------------------------------------- the profile
-def _cache_io(model: torch.nn.Module) -> str:
+def cache_argument(model: torch.nn.Module) -> str:
     """The name of the cache argument: ``cache`` in transformers >= 5.24, ``past_key_values`` before."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _returned_cache(output: Any) -> Any:
+def returned_cache(output: Any) -> Any:
     return output.cache if getattr(output, "cache", None) is not None else output.past_key_values
 
 
 def _profile_one(model: torch.nn.Module, config: PretrainedConfig, context: int, budget: ProfileBudget,
                  generator: torch.Generator) -> dict[str, Any]:
     """Prefill ``context`` random tokens, then decode; time both, read the cache, track peak RSS."""
-    cache_arg = _cache_io(model)
+    cache_arg = cache_argument(model)
     prompt = torch.randint(0, config.vocab_size, (1, context), generator=generator)
     next_tokens = torch.randint(0, config.vocab_size, (1, budget.decode_tokens), generator=generator)
     with PeakRSS() as memory, torch.inference_mode():
@@ -394,14 +394,14 @@ def _profile_one(model: torch.nn.Module, config: PretrainedConfig, context: int,
             out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
             if i >= budget.prefill_warmup:
                 prefill_times.append(time.perf_counter() - start)
-        cache = _returned_cache(out)
+        cache = returned_cache(out)
         measured = measured_cache_bytes(cache)
         decode_times = []
         for t in range(budget.decode_tokens):
             start = time.perf_counter()
             out = model(input_ids=next_tokens[:, t:t + 1], use_cache=True, **{cache_arg: cache})
             decode_times.append(time.perf_counter() - start)
-            cache = _returned_cache(out)
+            cache = returned_cache(out)
         del out, cache
     formula = decode_state_bytes(config, context)
     prefill_s = statistics.median(prefill_times)

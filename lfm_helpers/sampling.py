@@ -111,10 +111,14 @@ def generate_batch(model, tokenizer, prompts: Sequence[Sequence[int]], sampling:
     an unpadded one; a test checks it). Special tokens the model writes are kept, so a tool call
     reads ``<|tool_call_start|>[...]<|tool_call_end|>``; the end-of-turn token is cut off. With
     sampling, batch ``b`` (in sorted order) uses seed ``sampling.seed + b``, so a run repeats
-    exactly for the same prompts and batch size. ``desc=None`` hides the progress bar.
+    exactly for the same prompts and batch size. ``desc=None`` hides the progress bar. A model
+    object with a ``generate_texts(tokenizer, prompts, sampling, desc=...)`` method (a GGUF file
+    in llama.cpp, :class:`~lfm_helpers.deploy.GGUFModel`) generates by itself, one prompt at a time.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if hasattr(model, "generate_texts"):  # another runtime (deploy.GGUFModel: llama.cpp) decodes itself
+        return model.generate_texts(tokenizer, prompts, sampling, desc=desc)
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = set(stop_token_ids(tokenizer))

@@ -364,6 +364,7 @@ def _register() -> None:
 _register()
 from . import preference as _preference  # noqa: E402,F401  (its stages build on "sft"; see pipeline.py)
 from . import merge_study as _merge_study  # noqa: E402,F401  (its stages build on "sft_live")
+from . import deploy as _deploy  # noqa: E402,F401  (its export stage builds on "sft")
 
 
 # --------------------------------------------------------------------------- cold start

@@ -160,10 +160,34 @@ def _check_08_merging(m):
     assert all(rounds["merged"][-1][t] < rounds["sequential"][-1][t] for t in ("extraction", "tool_use"))
 
 
+def _check_09_deployment(m):
+    fits = m["fits"]
+    assert fits["LFM2-350M bf16 4096"] and not fits["LFM2-350M bf16 32768"] and fits["LFM2-350M q8_0 32768"]
+    assert fits["LFM2-1.2B q4_0 4096"] and not fits["LFM2-1.2B q4_0 32768"] and not fits["Qwen3-0.6B q8_0 4096"]
+    assert m["ready"], "llama-cpp-python is missing: the test suite must run notebook 09's llama.cpp cells"
+    mb = m["file_mb"]  # the prose quotes these sizes and agreements
+    assert [round(mb[f], 2) for f in ("f32", "f16", "q8_0", "q4_k_m")] == [11.88, 5.98, 3.22, 2.24]
+    agree = m["agreement"]
+    assert all(a["identical_tokenisation"] == 1.0 and a["positions"] == 6928 for a in agree.values())
+    assert agree["f32"]["top1_agreement"] == 1.0 and agree["f32"]["max_abs_logit_diff"] < 0.02
+    assert [agree[f]["top1_agreement"] for f in ("f16", "q8_0", "q4_k_m")] == [0.9999, 0.9908, 0.9557]
+    tasks = m["tasks"]
+    assert all(t["valid JSON"] == 0.906 and t["field EM"] == 0.324 for t in tasks.values())
+    assert tasks["GGUF f32"]["same text (extraction)"] == 1.0 and tasks["GGUF f32"]["same text (tool_use)"] == 0.969
+    assert tasks["GGUF q4_k_m"]["same text (extraction)"] < tasks["GGUF q8_0"]["same text (extraction)"] < 1.0
+    size = m["size_check"]
+    assert 1.0 < size["f16"]["file/predicted"] < 1.004 and 1.0 < size["q8_0"]["file/predicted"] < 1.005
+    assert abs(size["q4_k_m"]["file_bits_per_weight"] - 5.154) < 0.01
+    # speeds are the benchmark's job (deploy-bench); here only that every row was measured
+    rows = {(r["model"], r["runtime"], r["format"]) for r in m["speed"]}
+    assert len(rows) == 9 and m["bandwidth"] > 0 and all(r["decode_tok_s"] > 0 for r in m["speed"])
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
                "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft,
                "05_preference": _check_05_preference, "06_rl": _check_06_rl,
-               "07_doom_loops": _check_07_doom_loops, "08_merging": _check_08_merging}
+               "07_doom_loops": _check_07_doom_loops, "08_merging": _check_08_merging,
+               "09_deployment": _check_09_deployment}
 
 NOTEBOOKS = list_notebooks()
 

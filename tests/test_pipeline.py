@@ -83,7 +83,7 @@ def test_stage_registry_order():
     assert STAGES["init"].deps == ("tokenizer",)
 
 
-@pytest.mark.parametrize("module", ["sft", "preference", "rl", "loop_fixes", "merge_study", "unsloth_smoke"])
+@pytest.mark.parametrize("module", ["sft", "preference", "rl", "loop_fixes", "merge_study", "deploy", "unsloth_smoke"])
 def test_every_stage_registers_whichever_module_is_imported_first(module):
     """A stage registers after its dependencies; a module imported on its own (as the Unsloth
     environment imports ``sft``) must not break that order."""

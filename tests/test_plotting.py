@@ -133,3 +133,19 @@ def test_merge_plots_draw_every_method_and_schedule():
     with pytest.raises(ValueError, match="start model"):
         plot_interference(losses, start="base")
     matplotlib.pyplot.close("all")
+
+
+def test_roofline_plot_one_panel_per_model_with_a_bound_per_bar():
+    from lfm_helpers.deploy import Speed, roofline_table
+    from lfm_helpers.plotting import plot_roofline
+
+    speeds = [Speed("tiny", "llama.cpp", "q8_0", 3.0, 1000.0, 900.0),
+              Speed("tiny", "transformers (eager)", "float32", 12.0, 900.0, 90.0),
+              Speed("350M", "llama.cpp", "q8_0", 380.0, 200.0, 60.0)]
+    axes = plot_roofline(roofline_table(speeds, 30.0))
+    assert [ax.get_title() for ax in axes] == ["tiny", "350M"]
+    assert len(axes[0].patches) == 2 and len(axes[1].patches) == 1
+    assert axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="no speeds"):
+        plot_roofline(roofline_table(speeds, 30.0).iloc[:0])
+    matplotlib.pyplot.close("all")
