@@ -98,11 +98,14 @@ def test_grpo_trains_through_the_rollout(tok, tmp_path):  # noqa: F811
 def _rl_preset():
     import dataclasses
 
-    from lfm_helpers.presets import RLBudget
+    from lfm_helpers.presets import ColdStartBudget, RLBudget
     from test_preference import PREF_SMALL
 
-    return dataclasses.replace(PREF_SMALL, rl=RLBudget(steps=2, learning_rate=1e-3, prompts_per_step=1, generations=2,
-                                                       max_new_tokens=8, cold_steps=1, row_offset=0))
+    # the cold-start runs RL starts from: one step each, a few samples (the tiny preset's take minutes)
+    cold = ColdStartBudget(tool_use_rows=(0, 8), steps=1, batch_size=2, prompts=2, samples=2)
+    return dataclasses.replace(PREF_SMALL, cold_start=cold,
+                               rl=RLBudget(steps=2, learning_rate=1e-3, prompts_per_step=1, generations=2,
+                                           max_new_tokens=8, cold_steps=1, row_offset=0))
 
 
 @pytest.mark.slow
