@@ -502,7 +502,7 @@ def plot_roofline(table, *, axes=None):
         ax.bar(x, rows["decode_tok_s"], color=["C0" if r == "llama.cpp" else "C1" for r in rows["runtime"]])
         ax.scatter(x, rows["roofline_tok_s"], marker="_", s=600, color="black", zorder=3, label="bandwidth bound")
         ax.set_xticks(x, labels, fontsize=8)
-        ax.set_yscale("log")
-        ax.set(ylabel="decode tokens/s (log)", title=name)
-        ax.legend(fontsize=8)
+        ax.set_ylim(0, 1.25 * max(rows["decode_tok_s"].max(), rows["roofline_tok_s"].max()))
+        ax.set(ylabel="decode tokens/s", title=name)
+        ax.legend(fontsize=8, loc="upper left")
     return axes

@@ -145,7 +145,7 @@ def test_roofline_plot_one_panel_per_model_with_a_bound_per_bar():
     axes = plot_roofline(roofline_table(speeds, 30.0))
     assert [ax.get_title() for ax in axes] == ["tiny", "350M"]
     assert len(axes[0].patches) == 2 and len(axes[1].patches) == 1
-    assert axes[0].get_yscale() == "log"
+    assert axes[0].get_ylim()[1] >= 1.25 * 10_000  # room for the tiny model's q8_0 bound (30 GB/s over 3 MB)
     with pytest.raises(ValueError, match="no speeds"):
         plot_roofline(roofline_table(speeds, 30.0).iloc[:0])
     matplotlib.pyplot.close("all")
