@@ -22,7 +22,6 @@ vendor peak); speeds are medians of a few repeats on whatever else the machine i
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -128,16 +127,10 @@ def quantize_gguf(src: Path | str, out: Path | str, fmt: str, *, threads: int | 
     params.ftype = getattr(llama_cpp, FORMATS[fmt])
     params.nthread = threads or torch.get_num_threads()
     log(f"[export] quantising {src.name} -> {out.name}")
-    chatter = logging.getLogger("llama-cpp-python")  # llama.cpp's per-tensor log: errors only
-    level = chatter.level
-    chatter.setLevel(logging.ERROR)
-    from llama_cpp._utils import suppress_stdout_stderr
+    from llama_cpp._utils import suppress_stdout_stderr  # what Llama(verbose=False) uses itself
 
-    try:
-        with suppress_stdout_stderr(disable=False):  # per-tensor notes and the k-quant fallbacks
-            code = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
-    finally:
-        chatter.setLevel(level)
+    with suppress_stdout_stderr(disable=False):  # llama.cpp's per-tensor notes and k-quant fallbacks
+        code = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
     if code != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"llama_model_quantize({src.name} -> {fmt}) returned {code}")
