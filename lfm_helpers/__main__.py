@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("stage")
     p_run.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (default: $LFM_PRESET or tiny)")
     p_run.add_argument("--force", action="store_true", help="rebuild even if a valid artifact exists")
+    p_run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="change a preset field for this run, e.g. --set sft_live.max_steps=4 (repeatable)")
     p_course = sub.add_parser("course", help="execute the notebooks and print a summary")
     p_course.add_argument("notebooks", nargs="*", help="notebook paths (default: all, in order)")
     p_course.add_argument("--preset", default=None)
@@ -93,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         from .pipeline import run_stage
+        from .presets import load_preset, override
 
         try:
-            art = run_stage(args.stage, args.preset, force=args.force)
+            preset = override(load_preset(args.preset, check_device=False), args.set)
+            art = run_stage(args.stage, preset, force=args.force)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -147,12 +147,17 @@ def write_artifact(
 
     ``build`` writes its files into the folder it is given and returns a dict of metrics (or
     None). If it raises, the temporary folder is removed and whatever was at ``path`` before is
-    left untouched.
+    left untouched. In a multi-process launch only the main process installs the result (the
+    others build alongside it, into folders of their own that are then removed).
     """
+    from .distributed import is_main_process
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in path.parent.glob(f".{path.name}.tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)  # debris of an earlier interrupted write
+    main = is_main_process()
+    if main:
+        for leftover in path.parent.glob(f".{path.name}.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # debris of an earlier interrupted write
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     start = time.perf_counter()
@@ -169,6 +174,9 @@ def write_artifact(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "files": _file_sizes(tmp),
         }
+        if not main:  # one of several launched processes: it trained alongside, the main one writes
+            shutil.rmtree(tmp, ignore_errors=True)
+            return Artifact(path=path, manifest=manifest, reused=False)
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         install_folder(tmp, path)
     except BaseException:

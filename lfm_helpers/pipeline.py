@@ -12,6 +12,7 @@ Use it from a notebook (``art = run_stage("init")``) or the command line
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .artifacts import Artifact, artifact_dir, config_hash, ensure_artifact
+from .artifacts import Artifact, artifact_dir, config_hash, ensure_artifact, load_artifact
 from .paths import data_dir
 from .presets import Preset, load_preset
 
@@ -77,28 +78,47 @@ def run_stage(name: str, preset: Preset | str | None = None, *, force: bool = Fa
     """
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    from .distributed import is_main_process, launched, main_process_first, wait_for_everyone
+
     preset = _resolve_preset(preset)
     stage = STAGES[name]
-    deps = {d: run_stage(d, preset, root=root, log=log) for d in stage.deps}
-    config = {
-        "stage": name,
-        "preset": preset.name,
-        "config": stage.config(preset),
-        "deps": {d: art.config_hash for d, art in deps.items()},
-    }
-    path = artifact_dir(preset.name, name, root)
-    scratch = path.parent / ".scratch" / f"{name}-{config_hash(config)}"
-    art = ensure_artifact(
-        path,
-        lambda out: stage.build(StageContext(preset, out, scratch, deps)),
-        stage=name,
-        preset=preset.name,
-        config=config,
-        force=force,
-        log=log,
-    )
-    shutil.rmtree(scratch, ignore_errors=True)  # the artifact is complete: checkpoints are done
+    # Launched on several processes, the outermost call coordinates them: the main process builds
+    # whatever dependency is missing while the others wait, then they reuse it; the stage itself is
+    # built by all of them together (they train as one), and only the main process writes it.
+    coordinate = launched() and not _NESTED
+    _NESTED.append(name)
+    try:
+        with main_process_first() if coordinate else contextlib.nullcontext():
+            deps = {d: run_stage(d, preset, root=root, log=log) for d in stage.deps}
+        config = {
+            "stage": name,
+            "preset": preset.name,
+            "config": stage.config(preset),
+            "deps": {d: art.config_hash for d, art in deps.items()},
+        }
+        path = artifact_dir(preset.name, name, root)
+        scratch = path.parent / ".scratch" / f"{name}-{config_hash(config)}"
+        art = ensure_artifact(
+            path,
+            lambda out: stage.build(StageContext(preset, out, scratch, deps)),
+            stage=name,
+            preset=preset.name,
+            config=config,
+            force=force,
+            log=log,
+        )
+    finally:
+        _NESTED.pop()
+    if coordinate:  # every process built the stage together; the main one wrote it
+        wait_for_everyone()
+        if not is_main_process():
+            art = load_artifact(path, config_hash(config))
+    if is_main_process():
+        shutil.rmtree(scratch, ignore_errors=True)  # the artifact is complete: checkpoints are done
     return art
+
+
+_NESTED: list[str] = []  # the stages being built in this process, outermost first
 
 
 # --------------------------------------------------------------------------- data fingerprint

@@ -570,3 +570,52 @@ def load_preset(name: str | None = None, *, check_device: bool = True) -> Preset
                 f"use LFM_PRESET=tiny on a CPU machine"
             )
     return preset
+
+
+def override(preset: Preset, assignments: list[str] | tuple[str, ...]) -> Preset:
+    """The preset with ``field.subfield=value`` assignments applied (the command line's ``--set``):
+    ``["sft_live.max_steps=4", "shipped_sft=false", "deploy.formats=f16,q8_0"]``.
+
+    Values are parsed as the type the field holds now (int, float, bool, str, a comma-separated
+    tuple; ``none`` for a field that may be empty). The preset keeps its name, so its artifacts
+    are rebuilt where the change reaches their config, like any other config change.
+    """
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE, e.g. sft.max_steps=4")
+        preset = _assign(preset, key.split("."), raw, item)
+    return preset
+
+
+def _assign(obj, path: list[str], raw: str, item: str):
+    names = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+    if path[0] not in names:
+        raise ValueError(f"--set {item!r}: {type(obj).__name__} has no field {path[0]!r}; fields: {', '.join(names)}")
+    current = getattr(obj, path[0])
+    if len(path) > 1:
+        if current is None:
+            raise ValueError(f"--set {item!r}: {path[0]} is not set in this preset")
+        value = _assign(current, path[1:], raw, item)
+    else:
+        value = _parse_value(raw, current, item)
+    return dataclasses.replace(obj, **{path[0]: value})
+
+
+def _parse_value(raw: str, current, item: str):
+    text = raw.strip()
+    if text.lower() == "none":
+        return None
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return text.lower() == "true"
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else str
+            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        if isinstance(current, (int, float, str)):
+            return type(current)(text)
+    except ValueError as err:
+        raise ValueError(f"--set {item!r}: {err}") from None
+    raise ValueError(f"--set {item!r}: cannot set a {type(current).__name__} from the command line")

@@ -183,22 +183,32 @@ class TrainResult:
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, windows: torch.Tensor, step: int,
-               cfg: PretrainConfig, forward: Callable | None = None) -> tuple[float, float]:
+               cfg: PretrainConfig, forward: Callable | None = None,
+               shard: tuple[int, int] = (0, 1)) -> tuple[float, float]:
     """One optimiser step on batch ``step``: scheduled learning rate, forward/backward, clipping.
 
     Returns ``(loss, lr)``. ``forward`` replaces ``model`` for the forward pass (a compiled
-    model, in the throughput benchmark); the parameters updated are always ``model``'s.
+    model in the throughput benchmark, the DDP-wrapped model in a multi-process run); the
+    parameters updated are always ``model``'s. ``shard = (rank, processes)``: this process takes
+    its equal share of the batch; DDP averages the gradients in the backward pass, so the step is
+    the one a single process takes on the whole batch, and the returned loss is the batch's mean.
     """
+    rank, processes = shard
     lr = cfg.learning_rate * lr_multiplier(step, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
-    x = windows[batch_indices(step, len(windows), cfg.batch_size, cfg.seed)].to(_device_of(model))
+    idx = batch_indices(step, len(windows), cfg.batch_size, cfg.seed)
+    x = windows[idx.view(processes, -1)[rank]].to(_device_of(model))
     loss = (model if forward is None else forward)(input_ids=x, labels=x).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss.item(), lr
+    value = loss.detach()
+    if processes > 1:
+        torch.distributed.all_reduce(value)  # a sum (gloo has no average): the batch's mean below
+        value = value / processes
+    return value.item(), lr
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -228,6 +238,10 @@ def train_lm(
     """
     if train_windows.shape[1] != cfg.seq_len:
         raise ValueError(f"windows have length {train_windows.shape[1]}, config says seq_len {cfg.seq_len}")
+    from .distributed import is_main_process, per_device_batch, world
+
+    rank, processes = world()
+    per_device_batch(cfg.batch_size, processes)  # refuses a batch that does not split evenly
     optimizer = make_optimizer(model, cfg)
     history, step, tokens = History(), 0, 0
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
@@ -241,17 +255,23 @@ def train_lm(
     resumed_from = step
 
     def checkpoint() -> None:
-        if ckpt is not None:
+        if ckpt is not None and is_main_process():
             _save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                     "step": step, "tokens_seen": tokens, "config": dataclasses.asdict(cfg),
                                     "history": dataclasses.asdict(history)})
 
     model.train()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="pretraining", disable=not progress, unit="step")
+    forward = None
+    if processes > 1:  # launched on several processes: Accelerate wraps the model in DDP
+        from accelerate import Accelerator
+
+        forward = Accelerator(cpu=not torch.cuda.is_available()).prepare_model(model)
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="pretraining", disable=not progress or rank > 0,
+               unit="step")
     start = time.perf_counter()
     done_here = 0
     while step < cfg.max_steps:
-        loss, lr = train_step(model, optimizer, train_windows, step, cfg)
+        loss, lr = train_step(model, optimizer, train_windows, step, cfg, forward=forward, shard=(rank, processes))
         step, tokens, done_here = step + 1, tokens + cfg.tokens_per_step, done_here + 1
         history.step.append(step)
         history.loss.append(loss)

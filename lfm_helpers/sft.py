@@ -151,16 +151,21 @@ def sft_config(budget: TrainBudget, output_dir: Path | str, *, seed: int = 0, ev
     sorts each block of 50 batches longest-first, though, so a run shorter than a block would see
     only the longest conversations: short runs (``sft_live``, the cold-start runs) sample at random.
     It is passed only where the installed transformers knows it (the Unsloth environment's older
-    release does not), and likewise the new name of gradient checkpointing.
+    release does not), and likewise the new name of gradient checkpointing. Launched on several
+    processes (``accelerate launch``), each takes an equal share of the batch, so the effective
+    batch stays ``budget.batch_size``.
     """
     from trl import SFTConfig
 
+    from .distributed import per_device_batch
+
     optional = _accepted(SFTConfig, train_sampling_strategy="group_by_length") if group_by_length else {}
+    batch = per_device_batch(budget.batch_size)  # launched on N processes: each takes 1/N of the batch
     return SFTConfig(
         output_dir=str(output_dir),
         max_steps=budget.max_steps,
-        per_device_train_batch_size=budget.batch_size,
-        per_device_eval_batch_size=budget.batch_size,
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch,
         learning_rate=budget.learning_rate,
         warmup_steps=budget.warmup_steps,
         lr_scheduler_type="cosine",
@@ -251,7 +256,8 @@ def train_sft(model, tokenizer, train: Sequence[Mapping[str, Any]], val: Sequenc
     return {"history": dataclasses.asdict(history), "wall_time_s": round(wall, 1),
             "train_loss": round(float(result.training_loss), 4),
             "final_val_loss": history.val_loss[-1] if history.val_loss else None,
-            "trainable_params": trainable, "steps": int(result.global_step)}
+            "trainable_params": trainable, "steps": int(result.global_step), "processes": args.world_size,
+            "effective_batch": args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps}
 
 
 # --------------------------------------------------------------------------- stages
