@@ -17,6 +17,7 @@ dataclasses here, so the whole run is visible in one place and hashed into each 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass, field
@@ -577,7 +578,7 @@ def override(preset: Preset, assignments: list[str] | tuple[str, ...]) -> Preset
     ``["sft_live.max_steps=4", "shipped_sft=false", "deploy.formats=f16,q8_0"]``.
 
     Values are parsed as the type the field holds now (int, float, bool, str, a comma-separated
-    tuple; ``none`` for a field that may be empty). The preset keeps its name, so its artifacts
+    tuple; ``none`` empties an optional field, and an empty one takes a number or a string). The preset keeps its name, so its artifacts
     are rebuilt where the change reaches their config, like any other config change.
     """
     for item in assignments:
@@ -616,6 +617,11 @@ def _parse_value(raw: str, current, item: str):
             return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
         if isinstance(current, (int, float, str)):
             return type(current)(text)
+        if current is None:  # an empty optional field: a number if it reads as one
+            for kind in (int, float):
+                with contextlib.suppress(ValueError):
+                    return kind(text)
+            return text
     except ValueError as err:
         raise ValueError(f"--set {item!r}: {err}") from None
     raise ValueError(f"--set {item!r}: cannot set a {type(current).__name__} from the command line")

@@ -58,9 +58,10 @@ def test_launch_command_and_shipped_configs():
 def test_preset_overrides_parse_by_field_type_and_refuse_nonsense():
     tiny = PRESETS["tiny"]
     p = override(tiny, ["sft_live.max_steps=4", "shipped_sft=false", "sft_live.learning_rate=1e-3",
-                        "deploy.formats=f16,q8_0", "preference=none"])
+                        "deploy.formats=f16,q8_0", "preference=none", "sft_mix.tool_use=64"])
     assert p.sft_live.max_steps == 4 and p.sft_live.learning_rate == 1e-3 and p.shipped_sft is False
     assert p.deploy.formats == ("f16", "q8_0") and p.preference is None and p.name == "tiny"
+    assert p.sft_mix.tool_use == 64  # an empty optional field takes a number
     assert tiny.sft_live.max_steps == 40  # the registry's preset is untouched
     for bad, message in (("sft.max_step=4", "no field 'max_step'"), ("sft.max_steps", "FIELD=VALUE"),
                          ("sft.max_steps=four", "invalid literal"), ("shipped_sft=yes", "true or false"),
@@ -125,16 +126,18 @@ def test_sft_and_pretraining_stages_on_two_processes_follow_one_process(tmp_path
 
     runs = tmp_path / "runs"
     env = {**os.environ, "LFM_RUNS_DIR": str(runs), "LFM_PRESET": "tiny"}
-    sft = ["run", "sft_live", "--preset", "tiny", "--set", "sft_live.max_steps=3", "--set", "sft_mix.val_rows=0"]
+    short = ["sft_live.max_steps=3", "sft_live.batch_size=8", "sft_mix.val_rows=0", "sft_mix.tool_use=64"]
+    sft = ["run", "sft_live", "--preset", "tiny", *[a for item in short for a in ("--set", item)]]
     _run_single(sft, env)
     metrics1, one = _stage(runs, "sft_live")
     distributed.launch([*sft, "--force"], env=env)
     metrics2, two = _stage(runs, "sft_live")
     assert (metrics1["processes"], metrics2["processes"]) == (1, 2)
-    assert metrics1["effective_batch"] == metrics2["effective_batch"] == PRESETS["tiny"].sft_live.batch_size
+    assert metrics1["effective_batch"] == metrics2["effective_batch"] == 8
     _same_trajectory(one, two)
 
-    pretrain = ["run", "pretrain", "--preset", "tiny", "--set", "pretrain.max_steps=3"]
+    pretrain = ["run", "pretrain", "--preset", "tiny", "--set", "pretrain.max_steps=3",
+                "--set", "pretrain.warmup_steps=1"]
     _run_single(pretrain, env)
     _, one = _stage(runs, "pretrain")
     distributed.launch([*pretrain, "--force"], env=env)
