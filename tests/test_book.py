@@ -96,6 +96,7 @@ def test_the_book_builds_and_renders_in_a_browser():
         pytest.fail(f"executed notebooks missing ({', '.join(missing)}): run the notebook tests or `make course` first")
     site = book.build_book()
     assert book.broken_links(site) == []
+    assert (site / "favicon.ico").is_file()  # browsers ask for it at the root, whatever the page says
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; `make book-env` installs Debian's chromium")
@@ -112,11 +113,15 @@ def test_the_book_builds_and_renders_in_a_browser():
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text} ({m.location.get('url')})")
+                    if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+            page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
             for name in ["index.html"] + [f"{f}.html" for f in book.toc_files()]:  # every page: nothing fails offline
+                before = len(problems)
                 page.goto(f"{base}/{name}", wait_until="networkidle")
+                problems[before:] = [f"{name}: {p}" for p in problems[before:]]
                 seen[name] = page.evaluate(
                     "({figures: Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0"
                     " && i.src.includes('/_images/')).length, math: document.querySelectorAll('mjx-container').length,"
