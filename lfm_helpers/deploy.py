@@ -386,23 +386,15 @@ def agreement_table(hf_model, tokenizer, files: dict[str, Path], sequences: Sequ
 def evaluate_export(artifact, fmt: str, task: str, preset, *, n: int, log: Callable[[str], None] = print):
     """The harness on one GGUF file of an ``export`` artifact, stored beside the other evaluations
     (``runs/<preset>/evals/``) and reused while the artifact and settings are the same."""
-    import dataclasses
-
-    from .artifacts import config_hash
-    from .evaluate import EvalReport, evaluate, write_report
-    from .paths import runs_dir
+    from .evaluate import cached_report, evaluate
     from .tokenizer import load_tokenizer
 
-    key = config_hash({"artifact": artifact.config_hash, "format": fmt, "task": task, "n": n,
-                       "eval": dataclasses.asdict(preset.eval)})
-    path = runs_dir() / preset.name / "evals" / f"export-{fmt}-{task}-test-{key}.json"
-    if path.is_file():
-        log(f"[{preset.name}/evals] reusing {path.name}")
-        return EvalReport.from_dict(json.loads(path.read_text()))
-    with GGUFModel(export_files(artifact)[fmt]) as model:
-        report = evaluate(model, task, "test", preset, n=n, tokenizer=load_tokenizer(artifact.path))
-    write_report(report, path)
-    return report
+    def compute():
+        with GGUFModel(export_files(artifact)[fmt]) as model:
+            return evaluate(model, task, "test", preset, n=n, tokenizer=load_tokenizer(artifact.path))
+
+    return cached_report(f"export-{fmt}-{task}-test", {"artifact": artifact.config_hash, "format": fmt, "task": task,
+                                                       "n": n}, preset, compute, log=log)
 
 
 #: The rates notebook 09 compares across runtimes (task, harness name, column).

@@ -294,22 +294,30 @@ def evaluate_stage(stage: str, task: str, split: str = "test", preset=None, *, n
     Every later notebook compares its stage against earlier ones on the same split; this way
     each checkpoint is evaluated once per preset, not once per notebook.
     """
-    import dataclasses
-
-    from .artifacts import config_hash
-    from .paths import runs_dir
     from .pipeline import run_stage
     from .presets import load_preset
 
     preset = preset or load_preset(check_device=False)
     art = run_stage(stage, preset, root=root, log=log)
-    key = config_hash({"artifact": art.config_hash, "task": task, "split": split, "n": n,
-                       "eval": dataclasses.asdict(preset.eval)})
-    path = Path(root or runs_dir()) / preset.name / "evals" / f"{stage}-{task}-{split}-{key}.json"
+    return cached_report(f"{stage}-{task}-{split}", {"artifact": art.config_hash, "task": task, "split": split, "n": n},
+                         preset, lambda: evaluate(art.path, task, split, preset, n=n), root=root, log=log)
+
+
+def cached_report(name: str, key: Mapping[str, Any], preset, compute: Callable[[], EvalReport], *,
+                  root: Path | None = None, log: Callable[[str], None] = print) -> EvalReport:
+    """The report stored as ``runs/<preset>/evals/<name>-<hash>.json``, where the hash covers
+    ``key`` and the preset's evaluation settings; ``compute()`` makes and stores it when missing."""
+    import dataclasses
+
+    from .artifacts import config_hash
+    from .paths import runs_dir
+
+    digest = config_hash({**key, "eval": dataclasses.asdict(preset.eval)})
+    path = Path(root or runs_dir()) / preset.name / "evals" / f"{name}-{digest}.json"
     if path.is_file():
         log(f"[{preset.name}/evals] reusing {path.name}")
         return EvalReport.from_dict(json.loads(path.read_text()))
-    report = evaluate(art.path, task, split, preset, n=n)
+    report = compute()
     write_report(report, path)
     return report
 
