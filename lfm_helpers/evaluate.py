@@ -299,8 +299,9 @@ def evaluate_stage(stage: str, task: str, split: str = "test", preset=None, *, n
 
     preset = preset or load_preset(check_device=False)
     art = run_stage(stage, preset, root=root, log=log)
-    return cached_report(f"{stage}-{task}-{split}", {"artifact": art.config_hash, "task": task, "split": split, "n": n},
-                         preset, lambda: evaluate(art.path, task, split, preset, n=n), root=root, log=log)
+    key = {"artifact": art.config_hash, "task": task, "split": split, "n": n}
+    return cached_report(f"{stage}-{task}-{split}", key, preset, lambda: evaluate(art.path, task, split, preset, n=n),
+                         root=root, log=log)
 
 
 def cached_report(name: str, key: Mapping[str, Any], preset, compute: Callable[[], EvalReport], *,
