@@ -103,6 +103,26 @@ class EvalReport:
                 for name, r in self.rates.items()]
         return pd.DataFrame(rows).set_index("metric")
 
+    def by_family(self) -> dict[str, dict[str, float]]:
+        """The task's headline rate in each template family: ``{family: {"rate": r, "n": examples}}``.
+
+        Extraction: the mean share of fields right; tool use: the share of expected calls made
+        exactly right. Held-out families that trail the rest point at phrasings the model has not
+        learnt to generalise to, which more steps on the same families will not fix.
+        """
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for ex in self.examples:
+            groups.setdefault(ex["family"], []).append(ex)
+        out = {}
+        for family, exs in sorted(groups.items()):
+            if self.task == "extraction":
+                rate = sum(ex["field_accuracy"] for ex in exs) / len(exs)
+            else:
+                calls = [s for ex in exs for s in ex["scores"] if s["kind"] == "call"]
+                rate = sum(bool(s["correct"]) for s in calls) / len(calls) if calls else float("nan")
+            out[family] = {"rate": round(rate, 4), "n": len(exs)}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "split": self.split, "n_examples": self.n_examples,
                 "rates": {k: {"successes": r.successes, "n": r.n} for k, r in self.rates.items()},

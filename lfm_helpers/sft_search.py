@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .data.tool_use import SPLIT_SIZES
 from .presets import ModelSpec, Preset
+
+#: Rows in each task's shipped train split (the extraction and tool-use generators use the same size).
+SHIPPED_TRAIN_ROWS = SPLIT_SIZES["train"]
 
 #: The notebook-04 targets: (task, metric) -> the rate that must be reached.
 TARGETS: dict[tuple[str, str], float] = {
@@ -46,7 +50,7 @@ class Variant:
     base_steps: int | None = None
     model: ModelSpec | None = None
     sft_batch_size: int | None = None
-    train_rows: int | None = None  # per task; None: the shipped train splits (3,000 each)
+    train_rows: int | None = None  # per task; None: the shipped train splits (SHIPPED_TRAIN_ROWS each)
 
     @property
     def own_base(self) -> bool:
@@ -67,6 +71,12 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("wider", "a wider, deeper model (hidden 256, 8 layers), base 4x", base_steps=4000, model=WIDER),
     Variant("wider-sft-3x", "the wider model, base 4x, and 3x the SFT steps", base_steps=4000, sft_steps=2400,
             model=WIDER),
+    Variant("base-4x-sft-3x-2x-data", "base-4x-sft-3x on twice the distinct SFT conversations (6,000 a task)",
+            base_steps=4000, sft_steps=2400, train_rows=6000),
+    Variant("base-4x-sft-3x-4x-data", "base-4x-sft-3x on four times the distinct SFT conversations (12,000 a task)",
+            base_steps=4000, sft_steps=2400, train_rows=12000),
+    Variant("base-4x-sft-6x-steps-4x-data", "base-4x-sft-6x-steps (4,800 SFT steps) on 12,000 conversations a task",
+            base_steps=4000, sft_steps=4800, train_rows=12000),
 )
 
 
@@ -159,6 +169,7 @@ def run_variant(preset: Preset, variant: Variant, *, n: int | None = None, log: 
         "sft_val_loss": art.metrics.get("final_val_loss"), "examples": {t: r.n_examples for t, r in reports.items()},
         "metrics": metrics, "intervals": {t: {k: [round(x, 4) for x in rate.interval] for k, rate in r.rates.items()}
                                           for t, r in reports.items()},
+        "families": {t: r.by_family() for t, r in reports.items()},
         "meets_targets": meets_targets(metrics), "device": device_name(),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
@@ -172,7 +183,8 @@ def search_table(results: list[dict]):
     for r in results:
         row = {"variant": r["variant"], "change": r["change"], "params": r["params"], "base steps": r["base_steps"],
                "SFT steps": r["sft_steps"], "SFT batch": r.get("sft_batch_size", 16),
-               "examples seen": r["sft_steps"] * r.get("sft_batch_size", 16)}
+               "examples seen": r["sft_steps"] * r.get("sft_batch_size", 16),
+               "train rows a task": r.get("train_rows") or SHIPPED_TRAIN_ROWS}
         for (task, metric), target in TARGETS.items():
             lo, hi = r["intervals"][task][metric]
             row[f"{metric} (>= {target:.2f})"] = f"{r['metrics'][task][metric]:.3f} [{lo:.2f}, {hi:.2f}]"

@@ -83,6 +83,9 @@ def test_extraction_scores_perfect_and_broken_outputs(tok, monkeypatch):
     table = broken.table()
     assert list(table.columns) == ["rate", "95% low", "95% high", "successes", "n"]
     assert ev.EvalReport.from_dict(broken.to_dict()).metrics() == broken.metrics()
+    families = report.by_family()
+    assert sum(f["n"] for f in families.values()) == 12 and {f["rate"] for f in families.values()} == {1.0}
+    assert set(families) == {r["family"] for r in rows}
 
 
 def _reference_reply(rows):
@@ -129,6 +132,14 @@ def test_tool_use_wrong_calls_cost_the_answer_too(tok, monkeypatch):
     _script(monkeypatch, lambda prompt: "I think it is 42.")  # never calls a tool
     silent = ev.evaluate_tool_use(None, tok, rows, GREEDY)
     assert silent.rates["call_parsed"].value == 0.0 and silent.rates["final_answer_accuracy"].value == 0.0
+
+    def right_only_in_one_family(prompt):  # the reference in the first row's family, a wrong tool elsewhere
+        return reference(prompt) if rows[0]["messages"][1]["content"] in prompt else wrong_tool(prompt)
+
+    _script(monkeypatch, right_only_in_one_family)
+    families = ev.evaluate_tool_use(None, tok, rows[:1] + rows[1:], GREEDY).by_family()
+    assert families[rows[0]["family"]]["rate"] > 0 and sum(f["n"] for f in families.values()) == len(rows)
+    assert all(f["rate"] == 0.0 for name, f in families.items() if name != rows[0]["family"])
 
 
 def test_evaluate_rejects_unknown_tasks_and_missing_tokenizer():

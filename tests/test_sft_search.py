@@ -57,6 +57,7 @@ def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
     assert sum("search-b/data] building" in m for m in messages) == 1
     for r in results:
         assert r["examples"] == {"extraction": 2, "tool_use": 2} and r["meets_targets"] is False
+        assert {t: sum(f["n"] for f in fams.values()) for t, fams in r["families"].items()} == r["examples"]
         for (task, metric) in ss.TARGETS:
             lo, hi = r["intervals"][task][metric]
             assert lo <= r["metrics"][task][metric] <= hi
