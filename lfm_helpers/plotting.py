@@ -311,7 +311,7 @@ def plot_sft_search(results: list[dict], targets: dict[tuple[str, str], float], 
         bars = ax.bar(x + (i - (len(targets) - 1) / 2) * width, values, width, yerr=[low, high], capsize=3,
                       label=f"{metric} (target {target:.2f})")
         ax.axhline(target, color=bars.patches[0].get_facecolor(), linestyle="--", linewidth=1)
-    ax.set_xticks(x, [r["variant"] for r in results], fontsize=8)
+    ax.set_xticks(x, [r["variant"] for r in results], fontsize=8, rotation=25, ha="right")
     ax.set(ylim=(0, 1.05), ylabel="rate on the test split (95% interval)", title="SFT preset search")
     ax.legend(fontsize=8, loc="lower right")
     return ax

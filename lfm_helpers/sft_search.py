@@ -193,6 +193,22 @@ def search_table(results: list[dict]):
     return pd.DataFrame(rows).set_index("variant")
 
 
+def family_table(results: list[dict], task: str):
+    """Each held-out template family's headline rate (rows) for every variant that recorded it
+    (columns, after the family's number of test examples): extraction's share of fields right,
+    tool use's share of calls exactly right."""
+    import pandas as pd
+
+    recorded = [r for r in results if "families" in r]
+    if not recorded:
+        raise ValueError("none of these results has per-family rates (they were added to the search later)")
+    # every variant is scored on the same test rows: the first one's counts hold for all
+    columns = {"examples": {f: v["n"] for f, v in recorded[0]["families"][task].items()}}
+    columns |= {r["variant"]: {f: v["rate"] for f, v in r["families"][task].items()} for r in recorded}
+    table = pd.DataFrame(columns)
+    return table[table.drop(columns="examples").notna().any(axis=1)]  # families with no calls (chitchat) left out
+
+
 def smallest_passing(results: list[dict]) -> dict | None:
     """The first variant (in :data:`VARIANTS` order, cheapest first) that meets every target."""
     order = {v.name: i for i, v in enumerate(VARIANTS)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -148,6 +149,21 @@ def test_test_families_are_unseen(extraction_rows, tool_rows):
         train_val = {r["family"] for split in ("train", "val") for r in rows[split]}
         test = {r["family"] for r in rows["test"]}
         assert test and train_val and not test & train_val
+
+
+def test_date_styles_by_split_names_the_families_of_the_shipped_splits(tool_rows):
+    from lfm_helpers.data.tool_use import date_styles_by_split
+
+    styles = date_styles_by_split()
+    for part, splits in (("train", ("train", "val")), ("test", ("test",))):
+        named = {f for s in styles.values() for f in s[part]}
+        assert named <= {r["family"] for split in splits for r in tool_rows[split]}
+    # the ordinal style ("the 22nd of April, 2024") is written only by held-out families
+    assert styles["ordinal"]["train"] == [] and "days_between.how_long" in styles["ordinal"]["test"]
+    ordinal = re.compile(r"the \d+(st|nd|rd|th) of [A-Z][a-z]+, \d{4}")
+    for split, rows in tool_rows.items():
+        written = {r["family"] for r in rows if any(ordinal.search(m["content"]) for m in r["messages"] if m["role"] == "user")}
+        assert written <= set(styles["ordinal"]["test"] if split == "test" else []), (split, written)
 
 
 def test_val_texts_are_not_train_texts(extraction_rows):

@@ -79,6 +79,8 @@ def _check_04_sft(m):
     assert cold[-1]["mean_reward"] > 0 and cold[-1]["prompts_with_signal"] > 0
     # the shipped preset search: the prose names the closest variant and says none passes
     assert m["search_passing"] is None and m["search_closest"] == "base-4x-sft-3x"
+    # the per-family prose: both held-out days_between families are never right (and only those: add_days.back is "close to 0")
+    assert m["search_never_right"] == ["days_between.how_long", "days_between.separating"]
 
 
 def _check_05_preference(m):

@@ -64,6 +64,11 @@ def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
     table = ss.search_table(results)
     assert list(table.index) == ["a", "b"] and "field_exact_match (>= 0.70)" in table.columns
     assert ss.smallest_passing(results) is None
+    families = ss.family_table(results, "tool_use")
+    assert list(families.columns) == ["examples", "a", "b"] and set(families.index) <= set(results[0]["families"]["tool_use"])
+    assert families["examples"].sum() <= 2 and families[["a", "b"]].notna().all().all()
+    with pytest.raises(ValueError, match="per-family"):
+        ss.family_table([{k: v for k, v in results[0].items() if k != "families"}], "tool_use")
     passing = [dict(results[0], variant="wider", meets_targets=True), dict(results[1], variant="sft-3x", meets_targets=True)]
     assert ss.smallest_passing(passing)["variant"] == "sft-3x"  # cheaper in VARIANTS order
     near = [dict(results[0], metrics=_metrics(1.0, 0.9, 0.3)), dict(results[1], metrics=_metrics(0.96, 0.72, 0.6))]

@@ -416,6 +416,21 @@ class Exchange:
     follow_up: Callable[[str], Exchange] | None = None
 
 
+def date_styles_by_split() -> dict[str, dict[str, list[str]]]:
+    """Which template families write dates in each style, in the train/val part and in the
+    held-out test part: ``{style: {"train": [families], "test": [families]}}``.
+
+    A style that only held-out families use asks the model for a conversion it never saw in
+    SFT (the per-family rates of notebook 04's search show what that costs).
+    """
+    out: dict[str, dict[str, list[str]]] = {}
+    for phrasings in (v for v in globals().values() if isinstance(v, Phrasings)):
+        for i, style in enumerate(phrasings.date_styles):
+            part = "train" if i < phrasings.n_train else "test"
+            out.setdefault(style, {"train": [], "test": []})[part].append(phrasings.templates[i][0])
+    return out
+
+
 class _Builder:
     """Draws exchanges for one split; holds the rng, the world and the split's phrasing part."""
 
