@@ -12,6 +12,8 @@
 - ``benchmark``: pretraining tokens/s of the course loop against ``transformers.Trainer``;
 - ``ship-base``: run the long base pretraining and ship it in ``data/base/<preset>/``.
 - ``ship-sft``: run SFT (full and LoRA) at the preset's full budget and ship it in ``data/sft/<preset>/``.
+- ``capstone TASK.json [--preset NAME]``: the recipe on your own task (notebook 10): data, SFT,
+  preference, RL, merge and export under the preset ``<preset>-capstone-<task>``; prints the table.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     p_search.add_argument("--jobs", type=int, default=1, help="variants trained side by side (on a GPU)")
     p_search.add_argument("--out", default=None, help="results file (default: runs/<preset>/sft_search.json)")
     p_search.add_argument("--merge", action="store_true", help="keep the other variants' results already in --out")
+    p_cap = sub.add_parser("capstone", help="run the course's recipe on your own task (a JSON file: schema and "
+                                            "examples; see data/capstone/) and print each stage's metrics")
+    p_cap.add_argument("task", help="the task file, e.g. data/capstone/flight_booking.json")
+    p_cap.add_argument("--preset", default=None, help="tiny (from the course's SFT model) or colab (from LFM2.5)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "data":
         from .data.generate import main as data_main
@@ -214,6 +220,23 @@ def main(argv: list[str] | None = None) -> int:
         preset = load_preset(args.preset)
         for path in ship(preset, command=f"python -m lfm_helpers ship-sft --preset {preset.name}"):
             print(f"shipped: {path}")
+        return 0
+    if args.command == "capstone":
+        from .capstone import field_table, load_task, report_table, run_capstone, stage_reports
+        from .data import load_split
+        from .presets import load_preset
+
+        try:
+            task = load_task(args.task)
+            run = run_capstone(task, load_preset(args.preset))
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        reports = stage_reports(run)
+        print(report_table(reports).to_string())
+        with run.using_data():
+            print(field_table(reports, load_split("extraction", "test")).to_string())
+        print(f"GGUF files: {run.artifacts['export_merged'].path}")
         return 0
     return 2  # unreachable: argparse requires a command
 

@@ -644,10 +644,13 @@ def _copy_tokenizer(src: Path, dst: Path) -> None:
             shutil.copy2(Path(src) / name, Path(dst) / name)
 
 
-def _build_export(ctx) -> dict[str, Any]:
+def build_export(ctx, source: str = "sft") -> dict[str, Any]:
+    """An export stage's build: the model of the stage ``source`` (one of the stage's
+    dependencies) in the preset's formats, with its tokenizer beside the files."""
     budget = _budget(ctx.preset)
-    files = export_gguf(ctx.deps["sft"].path, ctx.out, budget.formats, stem=ctx.preset.name)
-    _copy_tokenizer(ctx.deps["sft"].path, ctx.out)  # the harness renders prompts with it (the GGUF embeds it too)
+    model_dir = ctx.deps[source].path
+    files = export_gguf(model_dir, ctx.out, budget.formats, stem=ctx.preset.name)
+    _copy_tokenizer(model_dir, ctx.out)  # the harness renders prompts with it (the GGUF embeds it too)
     return _write_files(ctx.out, files)
 
 
@@ -685,7 +688,7 @@ def _register() -> None:
     register(Stage(name="export", description="GGUF files of the SFT model (f32, f16, q8_0, Q4_K_M) for llama.cpp.",
                    deps=("sft",),
                    config=lambda p: {"formats": list(_budget(p).formats), "llama_cpp_python": LLAMA_CPP_PYTHON},
-                   build=_build_export))
+                   build=build_export))
     register(Stage(name="export_reference",
                    description="GGUF files of a randomly initialised full-size model (LFM2-350M) for speed and size.",
                    deps=("tokenizer",),

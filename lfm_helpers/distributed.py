@@ -112,6 +112,81 @@ def launch(args: Sequence[str], *, config: str | Path = "cpu_ddp", processes: in
     return output
 
 
+def config_table():
+    """The shipped Accelerate configs: each one's distributed type, processes, mixed precision and
+    what it changes (the comment at the top of its file)."""
+    import pandas as pd
+    import yaml
+
+    rows = []
+    for path in sorted(CONFIGS_DIR.glob("*.yaml")):
+        text = path.read_text()
+        config = yaml.safe_load(text)
+        comment = " ".join(line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#"))
+        rows.append({"config": path.stem, "distributed_type": config["distributed_type"],
+                     "processes": config["num_processes"], "mixed_precision": config.get("mixed_precision", "no"),
+                     "what it changes": comment})
+    return pd.DataFrame(rows).set_index("config")
+
+
+def batch_plan(effective_batch: int, devices: int, max_per_device: int) -> dict[str, int]:
+    """How to keep an effective batch on ``devices`` devices that each hold at most
+    ``max_per_device`` sequences: the per-device batch and the gradient-accumulation steps
+    (effective = per device x devices x accumulation, so the optimisation does not change)."""
+    if min(effective_batch, devices, max_per_device) < 1:
+        raise ValueError("batch sizes and device counts must be >= 1")
+    if effective_batch % devices:
+        raise ValueError(f"an effective batch of {effective_batch} cannot be split evenly over {devices} devices")
+    share = effective_batch // devices
+    accumulation = next(a for a in range(1, share + 1) if share % a == 0 and share // a <= max_per_device)
+    return {"devices": devices, "per_device": share // accumulation, "accumulation": accumulation,
+            "effective": share // accumulation * devices * accumulation}
+
+
+def run_module(args: Sequence[str], *, env: dict[str, str] | None = None) -> str:
+    """``python -m lfm_helpers ARGS`` in one process (the single-process twin of :func:`launch`)."""
+    cmd = [sys.executable, "-m", "lfm_helpers", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env={**os.environ, **(env or {})})
+    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"python -m lfm_helpers {' '.join(args)} failed (exit {done.returncode}):\n{output[-4000:]}")
+    return output
+
+
+def one_and_two_processes(stage: str, settings: Sequence[str], *, runs_dir: Path | str, preset: str = "tiny",
+                          processes: int = 2, config: str = "cpu_ddp") -> dict:
+    """Build ``stage`` with the preset overrides ``settings`` once in one process and once under
+    ``accelerate launch`` on ``processes`` processes, into the artifact store ``runs_dir`` (so the
+    short runs never replace the course's artifacts). Returns each run's stage metrics and
+    training history, and the launched run's output."""
+    import json
+
+    runs_dir = Path(runs_dir)
+    args = ["run", stage, "--preset", preset, *[a for item in settings for a in ("--set", item)]]
+    env = {"LFM_RUNS_DIR": str(runs_dir), "LFM_PRESET": preset}
+
+    def record() -> dict:
+        folder = runs_dir / preset / stage
+        return {"metrics": json.loads((folder / "manifest.json").read_text())["metrics"],
+                "history": json.loads((folder / "history.json").read_text())}
+
+    run_module([*args, "--force"], env=env)
+    one = record()
+    output = launch([*args, "--force"], env=env, processes=processes, config=config)
+    return {"one": one, "launched": record(), "output": output}
+
+
+def loss_comparison(one: dict, two: dict):
+    """Per-step training loss of two runs of the same stage side by side, with their relative difference."""
+    import pandas as pd
+
+    if one["step"] != two["step"]:
+        raise ValueError(f"the runs logged different steps: {one['step']} vs {two['step']}")
+    rows = [{"step": s, "loss, 1 process": a, "loss, launched": b, "relative difference": abs(a - b) / abs(a)}
+            for s, a, b in zip(one["step"], one["loss"], two["loss"], strict=True)]
+    return pd.DataFrame(rows).set_index("step")
+
+
 # --------------------------------------------------------------------------- memory per device
 #: Bytes per parameter of mixed-precision AdamW training (the ZeRO paper's accounting): bf16 weights
 #: and gradients (2 + 2), and the optimizer's float32 master weights and two moments (4 + 4 + 4).

@@ -25,13 +25,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .loops import detect_loop, loop_prone_examples, loop_rate, repeated_ngram_rate
+from .loops import detect_loop, loop_prone_examples, loop_rate
 from .preference import Case, preference_cases, score
 from .presets import LoopBudget, Preset, TrainBudget
+from .rl import extraction_grpo, extraction_rl_rows
 from .sampling import Sampling, chat_prompt_ids
 
 def _budget(preset: Preset) -> LoopBudget:
@@ -215,63 +215,30 @@ def loop_reward(completions, target=None, schema=None, *, ngram_penalty: float =
     is no valid JSON answer, so a loop that never closes its object earns nothing) minus
     ``ngram_penalty`` times the completion's repeated 4-gram rate (so a loop costs even when it
     follows a valid answer). ``target`` and ``schema`` are the dataset's JSON-text columns."""
-    from .verifiers import verify_extraction
+    from .rl import extraction_reward
 
-    rewards = []
-    for completion, tgt, sch in zip(completions, target, schema):
-        text = completion[-1]["content"] if isinstance(completion, list) else completion
-        found = verify_extraction(text, json.loads(tgt), json.loads(sch))["field_accuracy"]
-        rewards.append(float(found) - ngram_penalty * repeated_ngram_rate(text))
-    return rewards
+    return extraction_reward(completions, target, schema, ngram_penalty=ngram_penalty)
 
 
-def rl_dataset_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
-    """GRPO dataset rows: the prompt as messages, and the target and schema as JSON text."""
-    return [{"prompt": c.messages, "target": json.dumps(c.expected["target"]), "schema": json.dumps(c.expected["schema"])}
-            for c in cases]
+rl_dataset_rows = extraction_rl_rows  # the GRPO dataset of extraction cases (see lfm_helpers.rl)
 
 
 def build_loop_rl(source: Path, preset: Preset, out: Path, scratch: Path) -> dict[str, Any]:
     """GRPO from ``source`` on extraction train prompts with :func:`loop_reward`."""
     import functools
-    import warnings
-
-    from datasets import Dataset
-    from trl import GRPOTrainer
-
-    from .liveplot import in_notebook
-    from .models import load_model
-    from .rl import grpo_config, grpo_recorder
-    from .sampling import stop_token_ids
-    from .tokenizer import load_tokenizer, save_tokenizer
 
     budget = _budget(preset)
     rl = preset.rl
     if rl is None:
         raise ValueError(f"preset {preset.name!r} has no RL budget (loop_rl uses its KL weight)")
-    model, tokenizer = load_model(source), load_tokenizer(source)
-    model.generation_config.eos_token_id = stop_token_ids(tokenizer)  # a chat turn ends at <|im_end|>
     cases = _train_cases(budget.rl_steps * budget.rl_prompts_per_step, train_offsets(budget)["rl"])
     run = dataclasses.replace(rl, steps=budget.rl_steps, learning_rate=budget.rl_learning_rate,
                               prompts_per_step=budget.rl_prompts_per_step, generations=budget.rl_generations,
                               temperature=budget.rl_temperature, max_new_tokens=budget.max_new_tokens)
-    args = grpo_config(run, scratch / "trainer", seed=preset.seed, max_completion_length=budget.max_new_tokens,
-                       temperature=budget.rl_temperature)
     reward = functools.partial(loop_reward, ngram_penalty=budget.ngram_penalty)
     reward.__name__ = "loop_reward"
-    history, record = grpo_recorder(live_plot=in_notebook(), title="GRPO with a repetition penalty")
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        trainer = GRPOTrainer(model=model, reward_funcs=reward, processing_class=tokenizer, args=args,
-                              train_dataset=Dataset.from_list(rl_dataset_rows(cases)), callbacks=[record])
-        trainer.train()
-    trainer.model.save_pretrained(out)
-    save_tokenizer(tokenizer, out)
-    (out / "history.json").write_text(json.dumps(history))
-    return {"steps": len(history["step"]), "wall_time_s": round(time.perf_counter() - start, 1),
-            "first_reward": history["reward"][0] if history["reward"] else None,
-            "last_reward": history["reward"][-1] if history["reward"] else None}
+    return extraction_grpo(source, cases, run, out, scratch, reward=reward, seed=preset.seed,
+                           title="GRPO with a repetition penalty")
 
 
 # --------------------------------------------------------------------------- the stages

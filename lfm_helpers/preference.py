@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .presets import Preset, TrainBudget
+from .presets import PreferenceBudget, Preset, TrainBudget
 
 #: ``DPOConfig.loss_type`` of each variant: TRL's standard sigmoid loss and its length-normalised form.
 LOSS_TYPES: dict[str, str] = {"standard": "sigmoid", "normalised": "sigmoid_norm"}
@@ -68,8 +68,8 @@ def preference_cases(split: str, *, extraction: int, tool_use: int, offset: int 
     schemas = load_schemas()
     cases = [Case("extraction", r["id"], extraction_messages(r, schemas, with_answer=False), None,
                   {"target": r["target"], "schema": schemas[r["record_type"]]})
-             for r in load_split("extraction", split)[offset:offset + extraction]]
-    for row in load_split("tool_use", split)[offset:offset + tool_use]:
+             for r in (load_split("extraction", split)[offset:offset + extraction] if extraction else [])]
+    for row in load_split("tool_use", split)[offset:offset + tool_use] if tool_use else []:
         tools = tool_schemas(row["tools"])
         for i, turn in enumerate(conversation_turns(row)):
             expected = turn.expected_calls if turn.kind == "call" else turn.expected_answer
@@ -283,11 +283,19 @@ def output_tokens(report, tokenizer) -> list[int]:
     return [n_tokens(tokenizer, t) for t in texts]
 
 
+def preference_tasks(budget: PreferenceBudget) -> tuple[str, ...]:
+    """The tasks a preference budget samples prompts from (a task with no prompts is left out,
+    of the pairs and of the per-round evaluation)."""
+    return tuple(t for t, n in (("extraction", budget.extraction_prompts), ("tool_use", budget.tool_use_rows)) if n)
+
+
 def round_metrics(model, tokenizer, preset: Preset) -> dict[str, Any]:
-    """The held-out test metrics of a policy, and the mean length of its replies."""
+    """The held-out test metrics of a policy on the tasks it is optimised for, and the mean
+    length of its replies."""
     from .evaluate import evaluate
 
-    reports = {task: evaluate(model, task, "test", preset, tokenizer=tokenizer) for task in ("extraction", "tool_use")}
+    reports = {task: evaluate(model, task, "test", preset, tokenizer=tokenizer)
+               for task in preference_tasks(preset.preference)}
     return summarise_reports(reports, tokenizer)
 
 
@@ -355,7 +363,8 @@ def _config(preset: Preset, variant: str) -> dict[str, Any]:
     from .pipeline import data_fingerprint
 
     return {"variant": variant, "budget": dataclasses.asdict(preset.preference), "eval": dataclasses.asdict(preset.eval),
-            "data": {t: data_fingerprint(f"{t}/train.jsonl") for t in ("extraction", "tool_use")}, "seed": preset.seed}
+            "data": {t: data_fingerprint(f"{t}/train.jsonl") for t in preference_tasks(preset.preference)},
+            "seed": preset.seed}
 
 
 def _register() -> None:

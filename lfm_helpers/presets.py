@@ -276,6 +276,34 @@ class DeployBudget:
 
 
 @dataclass(frozen=True)
+class CapstoneBudget:
+    """Notebook 10's capstone on a learner's task (``lfm_helpers.capstone``): the generated
+    split sizes, and the budgets of its stages (SFT, one-task preference rounds, single-turn GRPO,
+    the SLERP positions ``merge_t`` tried between the SFT and RL models, the export ``formats``)."""
+
+    sft: TrainBudget
+    preference: PreferenceBudget
+    rl: RLBudget
+    eval: EvalBudget
+    train_rows: int = 1000
+    val_rows: int = 32
+    test_rows: int = 96
+    merge_t: tuple[float, ...] = (0.25, 0.5, 0.75)
+    formats: tuple[str, ...] = ("f16", "q8_0")
+
+    def __post_init__(self) -> None:
+        if min(self.train_rows, self.val_rows, self.test_rows) < 1:
+            raise ValueError(f"the capstone's splits need rows, got {self.train_rows}/{self.val_rows}/{self.test_rows}")
+        if not self.merge_t or not all(0 < t < 1 for t in self.merge_t):
+            raise ValueError(f"merge_t are SLERP positions strictly between the two models, got {self.merge_t}")
+        if self.preference.tool_use_rows or not self.preference.extraction_prompts:
+            raise ValueError("the capstone's preference rounds use extraction prompts only")
+        needed = self.rl.row_offset + self.rl.steps * self.rl.prompts_per_step
+        if needed > self.train_rows:
+            raise ValueError(f"RL reads train rows {self.rl.row_offset}..{needed}, beyond the {self.train_rows} generated")
+
+
+@dataclass(frozen=True)
 class ProfileBudget:
     """Sizes and repeats of the architecture profile of notebook 01 (``lfm_helpers.profiling``).
 
@@ -398,6 +426,8 @@ class Preset:
     merging: MergeBudget | None = None
     #: GGUF export, llama.cpp inference and speed (notebook 09); ``None``: the preset does not run it.
     deploy: DeployBudget | None = None
+    #: The capstone on a learner's own task (notebook 10); ``None``: the preset does not run it.
+    capstone: CapstoneBudget | None = None
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -488,6 +518,20 @@ _TINY = Preset(
                                                warmup_steps=2), curriculum_steps=8),
     # About 1 min to export, 2 min to build and export the random LFM2-350M, ~3 min of measurements.
     deploy=DeployBudget(),
+    # From the course's SFT model on a new schema; texts are short, so a step is ~0.7 s here. SFT
+    # about 3 min (120 steps at 1e-3 reached field EM 0.56, 300 at 2e-3 0.77), one preference
+    # round ~25 s (min_margin below one field of six, else samples that differ in one field make
+    # no pair), 30 GRPO steps ~75 s, the merge ~10 s.
+    capstone=CapstoneBudget(
+        sft=TrainBudget(max_steps=240, batch_size=16, learning_rate=2e-3, seq_len=256, warmup_steps=10),
+        preference=PreferenceBudget(train=TrainBudget(max_steps=12, batch_size=8, learning_rate=1e-4, seq_len=256,
+                                                      warmup_steps=1),
+                                    rounds=1, extraction_prompts=48, tool_use_rows=0, max_new_tokens=64,
+                                    min_margin=0.15),
+        rl=RLBudget(steps=30, learning_rate=1e-4, prompts_per_step=4, generations=6, max_new_tokens=64,
+                    row_offset=400),
+        eval=EvalBudget(num_examples=96, max_new_tokens=64),
+    ),
     eval=EvalBudget(num_examples=64, max_new_tokens=96),
     profile=PROFILE_SIZES["small"],
 )
@@ -528,6 +572,17 @@ _COLAB = Preset(
     merging=MergeBudget(specialist=TrainBudget(max_steps=100, batch_size=8, learning_rate=2e-5, seq_len=2048,
                                                warmup_steps=10), val_rows=64, eval_examples=100),
     deploy=DeployBudget(formats=("f16", "q8_0", "q4_k_m"), eval_examples=100, prompt_tokens=512, decode_tokens=64),
+    capstone=CapstoneBudget(
+        sft=TrainBudget(max_steps=200, batch_size=8, learning_rate=5e-5, seq_len=512, warmup_steps=10),
+        preference=PreferenceBudget(train=TrainBudget(max_steps=50, batch_size=8, learning_rate=5e-7, seq_len=512,
+                                                      warmup_steps=5),
+                                    rounds=2, extraction_prompts=128, tool_use_rows=0, max_new_tokens=128,
+                                    beta_normalised=5.0),
+        rl=RLBudget(steps=50, learning_rate=1e-6, prompts_per_step=8, generations=8, max_new_tokens=128,
+                    row_offset=1000),
+        eval=EvalBudget(num_examples=200, max_new_tokens=128),
+        train_rows=2000, val_rows=64, test_rows=200, formats=("f16", "q8_0", "q4_k_m"),
+    ),
     eval=EvalBudget(num_examples=200, max_new_tokens=256),
     # Colab's two CPU cores: the realistic model up to 8k tokens (the full preset goes to 16k).
     profile=dataclasses.replace(PROFILE_SIZES["realistic"], contexts=(1024, 4096, 8192)),

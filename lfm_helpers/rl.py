@@ -18,6 +18,10 @@ Simplified: only the first user turn of each conversation is played (a third of 
 second one), the episode's tokens are re-rendered through the chat template after play (so the
 policy is trained on the template's tokenisation of its own text, not on the sampled ids), and no
 importance-sampling correction is applied (generation and training use the same weights).
+
+A single-turn task needs no environment: :func:`extraction_grpo` lets TRL sample the completions
+and scores them with :func:`extraction_reward` (the ``rl_extraction`` stage of the capstone, and
+notebook 07's ``loop_rl`` with a repetition penalty added).
 """
 
 from __future__ import annotations
@@ -324,6 +328,89 @@ def rl_from(source, preset, out, scratch, *, steps: int | None = None, title: st
             "zero_std_groups": round(statistics.fmean(history["zero_std_groups"]), 4) if history["step"] else None}
 
 
+# --------------------------------------------------------------------------- single-turn extraction
+# The narrow task of one JSON answer needs no environment: TRL's GRPOTrainer samples the
+# completions itself and a reward function scores them (notebook 07's loop_rl, the capstone's RL).
+def extraction_reward(completions, target=None, schema=None, *, ngram_penalty: float = 0.0, **kwargs) -> list[float]:
+    """GRPO reward of extraction completions: the verifier's share of fields right (0 without a
+    valid JSON answer: no reward without a final answer), minus ``ngram_penalty`` times the
+    completion's repeated 4-gram rate. ``target`` and ``schema`` are the dataset's JSON-text
+    columns (:func:`extraction_rl_rows`), which TRL forwards to the reward function."""
+    import json
+
+    from .loops import repeated_ngram_rate
+    from .verifiers import verify_extraction
+
+    if target is None or schema is None:
+        raise ValueError("target and schema are missing: use this reward with extraction_rl_rows' dataset")
+    rewards = []
+    for completion, tgt, sch in zip(completions, target, schema, strict=True):
+        text = completion[-1]["content"] if isinstance(completion, list) else completion
+        found = verify_extraction(text, json.loads(tgt), json.loads(sch))["field_accuracy"]
+        penalty = ngram_penalty * repeated_ngram_rate(text) if ngram_penalty else 0.0
+        rewards.append(float(found) - penalty)
+    return rewards
+
+
+def extraction_rl_rows(cases) -> list[dict[str, Any]]:
+    """GRPO dataset rows of extraction :class:`~lfm_helpers.preference.Case` s: the prompt as
+    messages, and the target and schema as JSON text (the reward function's columns)."""
+    import json
+
+    return [{"prompt": c.messages, "target": json.dumps(c.expected["target"]), "schema": json.dumps(c.expected["schema"])}
+            for c in cases]
+
+
+def extraction_grpo(source, cases, budget, out, scratch, *, reward=extraction_reward, seed: int = 0,
+                    title: str = "GRPO on extraction") -> dict[str, Any]:
+    """GRPO from the checkpoint at ``source`` on extraction ``cases`` (``budget.steps`` steps of
+    ``prompts_per_step`` x ``generations`` completions of at most ``max_new_tokens``, sampled by
+    TRL at ``temperature``), rewarded by ``reward``; saves the policy and its history to ``out``."""
+    import json
+    import time
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from .liveplot import in_notebook
+    from .models import load_model
+    from .sampling import stop_token_ids
+    from .tokenizer import load_tokenizer, save_tokenizer
+
+    needed = budget.steps * budget.prompts_per_step
+    if len(cases) < needed:
+        raise ValueError(f"{needed} extraction prompts needed ({budget.steps} steps x {budget.prompts_per_step}), "
+                         f"got {len(cases)}")
+    model, tokenizer = load_model(source), load_tokenizer(source)
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer)  # a chat turn ends at <|im_end|>
+    args = grpo_config(budget, scratch / "trainer", seed=seed, max_completion_length=budget.max_new_tokens,
+                       temperature=budget.temperature)
+    history, record = grpo_recorder(live_plot=in_notebook(), title=title)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        trainer = GRPOTrainer(model=model, reward_funcs=reward, processing_class=tokenizer, args=args,
+                              train_dataset=Dataset.from_list(extraction_rl_rows(cases[:needed])), callbacks=[record])
+        trainer.train()
+    trainer.model.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
+    (out / "history.json").write_text(json.dumps(history))
+    return {"steps": len(history["step"]), "wall_time_s": round(time.perf_counter() - start, 1),
+            "first_reward": history["reward"][0] if history["reward"] else None,
+            "last_reward": history["reward"][-1] if history["reward"] else None}
+
+
+def _build_rl_extraction(ctx) -> dict[str, Any]:
+    from .preference import preference_cases
+
+    budget = ctx.preset.rl
+    if budget is None:
+        raise ValueError(f"preset {ctx.preset.name!r} has no RL budget")
+    cases = preference_cases("train", extraction=budget.steps * budget.prompts_per_step, tool_use=0,
+                             offset=budget.row_offset)
+    return extraction_grpo(ctx.deps["preference"].path, cases, budget, ctx.out, ctx.scratch, seed=ctx.preset.seed)
+
+
 def load_history(artifact) -> dict[str, list[float]]:
     import json
     from pathlib import Path
@@ -331,7 +418,7 @@ def load_history(artifact) -> dict[str, list[float]]:
     return json.loads((Path(artifact.path) / "history.json").read_text())
 
 
-def _config(preset, *, source: str, steps: int) -> dict[str, Any]:
+def _config(preset, *, source: str, steps: int, task: str = "tool_use") -> dict[str, Any]:
     import dataclasses
 
     from .pipeline import data_fingerprint
@@ -339,7 +426,7 @@ def _config(preset, *, source: str, steps: int) -> dict[str, Any]:
     if preset.rl is None:
         raise ValueError(f"preset {preset.name!r} has no RL budget")
     return {"budget": dataclasses.asdict(preset.rl), "steps": steps, "source": source, "seed": preset.seed,
-            "data": data_fingerprint("tool_use/train.jsonl")}
+            "data": data_fingerprint(f"{task}/train.jsonl")}
 
 
 def rl_cold_start(preset, *, log: Callable[[str], None] = print):
@@ -370,6 +457,14 @@ def _built_from(folder) -> str:
 def _register() -> None:
     from .pipeline import Stage, register
 
+    register(Stage(
+        name="rl_extraction",
+        description="GRPO on single-turn extraction prompts from the preference model (TRL samples the "
+                    "completions; reward: the verifier's share of fields right, 0 without valid JSON).",
+        deps=("preference",),
+        config=lambda p: _config(p, source="preference", steps=p.rl.steps if p.rl else 0, task="extraction"),
+        build=_build_rl_extraction,
+    ))
     register(Stage(
         name="rl",
         description="GRPO in the multi-turn tool environment from the preference model (TRL GRPOTrainer, "

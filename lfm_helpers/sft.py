@@ -67,14 +67,16 @@ def sft_examples(split: str, mix: SFTMix, *, seed: int = 0) -> list[dict[str, An
 
     ``mix.extraction`` / ``mix.tool_use`` are row counts taken from the start of each split
     (``None``: all rows); the generators shuffled the files, so a prefix covers every family.
-    Other splits take ``mix.val_rows`` rows of each task.
+    Other splits take ``mix.val_rows`` rows of each task the mixture trains on (a task at 0 rows
+    is not read at all, so a data folder may lack it).
     """
     import random
 
     from .data import load_schemas, load_split
 
     schemas = load_schemas()
-    ext, tool = load_split("extraction", split), load_split("tool_use", split)
+    ext = load_split("extraction", split) if mix.extraction != 0 else []
+    tool = load_split("tool_use", split) if mix.tool_use != 0 else []
     if split == "train":
         ext, tool = ext[: mix.extraction], tool[: mix.tool_use]
     else:
@@ -371,6 +373,7 @@ _register()
 from . import preference as _preference  # noqa: E402,F401  (its stages build on "sft"; see pipeline.py)
 from . import merge_study as _merge_study  # noqa: E402,F401  (its stages build on "sft_live")
 from . import deploy as _deploy  # noqa: E402,F401  (its export stage builds on "sft")
+from . import capstone as _capstone  # noqa: E402,F401  (its merge and export stages build on "rl_extraction")
 
 
 # --------------------------------------------------------------------------- cold start

@@ -5,8 +5,6 @@ the preset overrides the command line uses; memory per device."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -55,6 +53,24 @@ def test_launch_command_and_shipped_configs():
     assert zero["zero_stage"] == 2
 
 
+def test_config_table_describes_every_shipped_config():
+    table = distributed.config_table()
+    assert list(table.index) == ["cpu_ddp", "ddp", "deepspeed_zero2", "fsdp"]
+    assert table.loc["fsdp", "distributed_type"] == "FSDP" and "sharded" in table.loc["fsdp", "what it changes"]
+    assert (table["processes"] == 2).all() and table["what it changes"].str.len().min() > 80
+
+
+def test_batch_plan_keeps_the_effective_batch():
+    assert distributed.batch_plan(64, 1, 8) == {"devices": 1, "per_device": 8, "accumulation": 8, "effective": 64}
+    assert distributed.batch_plan(64, 4, 8) == {"devices": 4, "per_device": 8, "accumulation": 2, "effective": 64}
+    assert distributed.batch_plan(64, 8, 16)["accumulation"] == 1
+    assert distributed.batch_plan(48, 2, 5) == {"devices": 2, "per_device": 4, "accumulation": 6, "effective": 48}
+    with pytest.raises(ValueError, match="split evenly over 3"):
+        distributed.batch_plan(64, 3, 8)
+    with pytest.raises(ValueError, match=">= 1"):
+        distributed.batch_plan(64, 0, 8)
+
+
 def test_preset_overrides_parse_by_field_type_and_refuse_nonsense():
     tiny = PRESETS["tiny"]
     p = override(tiny, ["sft_live.max_steps=4", "shipped_sft=false", "sft_live.learning_rate=1e-3",
@@ -101,12 +117,6 @@ def test_training_memory_per_device():
 
 
 # --------------------------------------------------------------------------- two processes
-def _run_single(args, env):
-    done = subprocess.run([sys.executable, "-m", "lfm_helpers", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 def _stage(runs, stage):
     folder = runs / "tiny" / stage
     return json.loads((folder / "manifest.json").read_text())["metrics"], json.loads((folder / "history.json").read_text())
@@ -127,18 +137,21 @@ def test_sft_and_pretraining_stages_on_two_processes_follow_one_process(tmp_path
     runs = tmp_path / "runs"
     env = {**os.environ, "LFM_RUNS_DIR": str(runs), "LFM_PRESET": "tiny"}
     short = ["sft_live.max_steps=3", "sft_live.batch_size=8", "sft_mix.val_rows=0", "sft_mix.tool_use=64"]
-    sft = ["run", "sft_live", "--preset", "tiny", *[a for item in short for a in ("--set", item)]]
-    _run_single(sft, env)
-    metrics1, one = _stage(runs, "sft_live")
-    distributed.launch([*sft, "--force"], env=env)
-    metrics2, two = _stage(runs, "sft_live")
+    runs_ = distributed.one_and_two_processes("sft_live", short, runs_dir=runs)
+    metrics1, metrics2 = runs_["one"]["metrics"], runs_["launched"]["metrics"]
     assert (metrics1["processes"], metrics2["processes"]) == (1, 2)
     assert metrics1["effective_batch"] == metrics2["effective_batch"] == 8
-    _same_trajectory(one, two)
+    _same_trajectory(runs_["one"]["history"], runs_["launched"]["history"])
+    table = distributed.loss_comparison(runs_["one"]["history"], runs_["launched"]["history"])
+    assert len(table) == 3 and (table["relative difference"] < LOSS_TOLERANCE).all()
+    with pytest.raises(ValueError, match="different steps"):
+        distributed.loss_comparison({"step": [1], "loss": [1.0]}, {"step": [2], "loss": [1.0]})
+    with pytest.raises(RuntimeError, match="failed"):
+        distributed.run_module(["run", "no_such_stage"], env=env)
 
     pretrain = ["run", "pretrain", "--preset", "tiny", "--set", "pretrain.max_steps=3",
                 "--set", "pretrain.warmup_steps=1"]
-    _run_single(pretrain, env)
+    distributed.run_module(pretrain, env=env)
     _, one = _stage(runs, "pretrain")
     distributed.launch([*pretrain, "--force"], env=env)
     _, two = _stage(runs, "pretrain")

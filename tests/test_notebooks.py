@@ -185,11 +185,45 @@ def _check_09_deployment(m):
     assert len(rows) == 9 and m["bandwidth"] > 0 and all(r["decode_tok_s"] > 0 for r in m["speed"])
 
 
+def _check_10_scale_out_capstone(m):
+    memory = {(r["model"], r["strategy"], r["devices"]): r["GB per device"] for r in m["memory"]}
+    # the prose quotes these
+    assert memory[("LFM2-350M", "ddp", 1)] == memory[("LFM2-350M", "ddp", 8)] == 5.67
+    assert memory[("LFM2-1.2B", "ddp", 4)] == 18.73 and memory[("LFM2-1.2B", "zero2", 4)] == 6.44
+    assert memory[("LFM2-1.2B", "fsdp", 4)] == 4.68
+    assert [p["accumulation"] for p in m["batch_plan"]] == [8, 4, 2, 1] and {p["effective"] for p in m["batch_plan"]} == {64}
+    scale = m["scale"]
+    assert (scale["one"]["processes"], scale["launched"]["processes"]) == (1, 2)
+    assert scale["one"]["effective_batch"] == scale["launched"]["effective_batch"] == 8
+    assert scale["max_relative_difference"] < 1e-4
+    assert m["configs"] == {"cpu_ddp": "MULTI_GPU", "ddp": "MULTI_GPU", "deepspeed_zero2": "DEEPSPEED", "fsdp": "FSDP"}
+    cap = m["capstone"]
+    assert cap["stages"] == ["sft", "preference", "rl_extraction", "rl_merge", "export_merged"]
+    assert (cap["train_rows"], cap["test_rows"]) == (1000, 96)
+    res = {stage: r["field_exact_match"] for stage, r in cap["results"].items()}
+    # the results prose: SFT does the work, the later stages stay inside SFT's interval
+    assert res["start"] == 0.0 and cap["results"]["start"]["valid_json"] < 0.3
+    assert cap["results"]["sft"]["valid_json"] == cap["results"]["sft"]["schema_valid"] == 1.0
+    assert [res[s] for s in ("sft", "preference", "rl_extraction", "rl_merge")] == [0.79, 0.771, 0.792, 0.79]
+    lo, hi = cap["intervals"]["sft"]
+    assert all(lo <= res[s] <= hi for s in ("preference", "rl_extraction", "rl_merge"))
+    fields = cap["fields"]  # {stage: {field: share right}}
+    assert all(by_field["date"] <= 0.011 for by_field in fields.values())  # "one row of 96 or none"
+    assert [fields[s]["seats"] for s in ("sft", "preference", "rl_extraction")] == [0.906, 0.792, 0.927]
+    assert all(fields["sft"][f] > 0.9 for f in ("passenger", "flight", "origin", "destination"))
+    assert cap["pairs"] == [18] and cap["rl"]["steps"] == 30 and cap["merge"]["t"] == 0.25
+    assert round(cap["rl"]["first_reward"], 2) == 0.80 and round(cap["rl"]["last_reward"], 2) == 0.82
+    assert set(cap["export_mb"]) == {"f16", "q8_0"}
+    assert m["gguf_ready"], "llama-cpp-python is missing: the test suite must run notebook 10's export"
+    reply = m["gguf_reply"]  # "valid JSON, everything right but the date"
+    assert reply["valid_json"] and reply["schema_valid"] and abs(reply["field_accuracy"] - 5 / 6) < 1e-6
+
+
 KEY_RESULTS = {"00_orientation": _check_00, "01_architecture": _check_01_architecture,
                "02_embedding_budgets": _check_02_embedding_budgets, "03_pretraining": _check_03_pretraining, "04_sft": _check_04_sft,
                "05_preference": _check_05_preference, "06_rl": _check_06_rl,
                "07_doom_loops": _check_07_doom_loops, "08_merging": _check_08_merging,
-               "09_deployment": _check_09_deployment}
+               "09_deployment": _check_09_deployment, "10_scale_out_capstone": _check_10_scale_out_capstone}
 
 NOTEBOOKS = list_notebooks()
 

@@ -77,6 +77,8 @@ def test_mixture_counts_shuffle_and_bad_mixtures():
     assert ex != sft.sft_examples("train", SFTMix(extraction=10, tool_use=3), seed=2)
     assert len(sft.sft_examples("val", SFTMix(val_rows=5))) == 10
     assert not [e for e in sft.sft_examples("train", SFTMix(extraction=5, tool_use=0)) if e["task"] == "tool_use"]
+    # validation mirrors the tasks the mixture trains on
+    assert {e["task"] for e in sft.sft_examples("val", SFTMix(extraction=5, tool_use=0, val_rows=4))} == {"extraction"}
     with pytest.raises(ValueError):
         SFTMix(extraction=0, tool_use=0)
     with pytest.raises(ValueError):

@@ -195,8 +195,9 @@ _ROW_KEYS: dict[str, dict[str, type]] = {
 _ROLES = ("system", "user", "assistant", "tool")
 
 
-def _row_problem(task: str, row: Mapping[str, Any]) -> str | None:
-    """What is wrong with a row, or ``None``. Checks keys and types, and nested shapes."""
+def _row_problem(task: str, row: Mapping[str, Any], record_types: Iterable[str] = extraction.RECORD_TYPES) -> str | None:
+    """What is wrong with a row, or ``None``. Checks keys and types, and nested shapes;
+    ``record_types`` are the extraction record types the data folder's schemas define."""
     for key, kind in _ROW_KEYS[task].items():
         if key not in row:
             return f"missing key {key!r}"
@@ -205,8 +206,8 @@ def _row_problem(task: str, row: Mapping[str, Any]) -> str | None:
     extra = sorted(set(row) - set(_ROW_KEYS[task]))
     if extra:
         return f"unexpected key(s) {', '.join(map(repr, extra))}"
-    if task == "extraction" and row["record_type"] not in extraction.RECORD_TYPES:
-        return f"unknown record_type {row['record_type']!r}"
+    if task == "extraction" and row["record_type"] not in record_types:
+        return f"unknown record_type {row['record_type']!r} (schemas.json defines {', '.join(sorted(record_types))})"
     if task == "tool_use":
         if not all(isinstance(t, str) for t in row["tools"]):
             return "'tools' should be a list of strings"
@@ -246,9 +247,13 @@ def load_split(task: str, split: str, data_dir: Path | str | None = None) -> lis
 
         data_dir = default_data_dir()
     path = Path(data_dir) / task / f"{split}.jsonl"
+    # a data folder may define its own record types (the capstone's); the shipped ones otherwise
+    schemas = Path(data_dir) / "extraction" / "schemas.json"
+    record_types = (set(json.loads(schemas.read_text(encoding="utf-8"))) if task == "extraction" and schemas.is_file()
+                    else set(extraction.RECORD_TYPES))
     rows = []
     for lineno, row in _numbered_rows(path):
-        problem = _row_problem(task, row)
+        problem = _row_problem(task, row, record_types)
         if problem:
             raise ValueError(f"{path}:{lineno}: {problem}")
         rows.append(row)
