@@ -316,7 +316,8 @@ class CapstoneRun:
     artifacts: dict[str, Any]
 
     def using_data(self):
-        """``with run.using_data():`` reads this task's data (evaluation, the splits)."""
+        """``with run.using_data():`` reads this task's data (``load_split`` and the like; the
+        stages and evaluations of ``run.preset`` read it on their own)."""
         from .paths import using_data_dir
 
         return using_data_dir(self.data)
@@ -340,10 +341,13 @@ def run_capstone(task: TaskSpec, preset: Preset, *, stages: Sequence[str] = CAPS
         raise ValueError(f"unknown capstone stages {unknown}; stages: {', '.join(CAPSTONE_STAGES)}")
     quiet = builds_only(log)
     cap = capstone_preset(task, preset, start_checkpoint(preset, log=quiet))
-    run = CapstoneRun(task, cap, task_data(task, cap, log=quiet), {})
-    with run.using_data():
-        for stage in stages:
-            run.artifacts[stage] = run_stage(stage, cap, log=quiet)
+    data = task_data(task, cap, log=quiet)
+    # the preset carries its data folder: every stage and evaluation of it reads the task's data,
+    # wherever it is called from (run_stage("sft", run.preset) in a later cell, too)
+    cap = dataclasses.replace(cap, data_dir=str(data))
+    run = CapstoneRun(task, cap, data, {})
+    for stage in stages:
+        run.artifacts[stage] = run_stage(stage, cap, log=quiet)
     for stage, art in run.artifacts.items():
         log(f"{stage:>14}: {'reused' if art.reused else 'built'}, {art.path}")
     return run
@@ -355,9 +359,8 @@ def stage_reports(run: CapstoneRun, *, split: str = "test", log: Callable[[str],
     from .evaluate import evaluate_stage
 
     quiet = builds_only(log)
-    with run.using_data():
-        return {stage: evaluate_stage(stage, "extraction", split, run.preset, log=quiet)
-                for stage in ("base", *[s for s in run.artifacts if not s.startswith("export")])}
+    return {stage: evaluate_stage(stage, "extraction", split, run.preset, log=quiet)
+            for stage in ("base", *[s for s in run.artifacts if not s.startswith("export")])}
 
 
 def report_table(reports: Mapping[str, Any]):

@@ -274,12 +274,19 @@ def evaluate(model_or_path, task: str, split: str = "test", preset=None, *, n: i
     ``n`` defaults to the preset's ``eval.num_examples`` (the first rows of the split, which the
     generators shuffled, so every template family and record type is represented).
     """
-    from .data import load_schemas, load_split
+    from .paths import preset_data
     from .presets import load_preset
 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     preset = preset or load_preset(check_device=False)
+    with preset_data(preset):  # a preset with a data folder of its own is evaluated on it
+        return _evaluate(model_or_path, task, split, preset, n=n, tokenizer=tokenizer, sampling=sampling)
+
+
+def _evaluate(model_or_path, task: str, split: str, preset, *, n: int | None, tokenizer, sampling) -> EvalReport:
+    from .data import load_schemas, load_split
+
     if isinstance(model_or_path, (str, Path)):
         from .device import pick_device
         from .models import load_model

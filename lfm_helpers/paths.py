@@ -10,6 +10,7 @@ Both can be moved with environment variables, which is what tests and scale-out 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,13 @@ def using_data_dir(path: Path | str) -> Iterator[Path]:
             del os.environ["LFM_DATA_DIR"]
         else:
             os.environ["LFM_DATA_DIR"] = old
+
+
+def preset_data(preset) -> contextlib.AbstractContextManager:
+    """``with preset_data(preset):`` reads the preset's own data folder (``Preset.data_dir``, the
+    capstone's), or changes nothing for a preset without one."""
+    data = getattr(preset, "data_dir", None)
+    return using_data_dir(data) if data else contextlib.nullcontext()
 
 
 def runs_dir() -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .artifacts import Artifact, artifact_dir, config_hash, ensure_artifact, load_artifact
-from .paths import data_dir
+from .paths import data_dir, preset_data
 from .presets import Preset, load_preset
 
 @dataclass(frozen=True)
@@ -88,25 +88,26 @@ def run_stage(name: str, preset: Preset | str | None = None, *, force: bool = Fa
     coordinate = launched() and not _NESTED
     _NESTED.append(name)
     try:
-        with main_process_first() if coordinate else contextlib.nullcontext():
-            deps = {d: run_stage(d, preset, root=root, log=log) for d in stage.deps}
-        config = {
-            "stage": name,
-            "preset": preset.name,
-            "config": stage.config(preset),
-            "deps": {d: art.config_hash for d, art in deps.items()},
-        }
-        path = artifact_dir(preset.name, name, root)
-        scratch = path.parent / ".scratch" / f"{name}-{config_hash(config)}"
-        art = ensure_artifact(
-            path,
-            lambda out: stage.build(StageContext(preset, out, scratch, deps)),
-            stage=name,
-            preset=preset.name,
-            config=config,
-            force=force,
-            log=log,
-        )
+        with preset_data(preset):  # a preset with a data folder of its own reads it in every stage
+            with main_process_first() if coordinate else contextlib.nullcontext():
+                deps = {d: run_stage(d, preset, root=root, log=log) for d in stage.deps}
+            config = {
+                "stage": name,
+                "preset": preset.name,
+                "config": stage.config(preset),
+                "deps": {d: art.config_hash for d, art in deps.items()},
+            }
+            path = artifact_dir(preset.name, name, root)
+            scratch = path.parent / ".scratch" / f"{name}-{config_hash(config)}"
+            art = ensure_artifact(
+                path,
+                lambda out: stage.build(StageContext(preset, out, scratch, deps)),
+                stage=name,
+                preset=preset.name,
+                config=config,
+                force=force,
+                log=log,
+            )
     finally:
         _NESTED.pop()
     if coordinate:  # every process built the stage together; the main one wrote it
@@ -119,6 +120,7 @@ def run_stage(name: str, preset: Preset | str | None = None, *, force: bool = Fa
 
 
 _NESTED: list[str] = []  # the stages being built in this process, outermost first
+
 
 
 # --------------------------------------------------------------------------- data fingerprint

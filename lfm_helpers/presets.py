@@ -431,6 +431,9 @@ class Preset:
     seed: int = 0
     use_unsloth: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: A data folder of the preset's own (the capstone's generated task data): its stages and
+    #: evaluations read it wherever they are called from. ``None``: the shipped data (or ``$LFM_DATA_DIR``).
+    data_dir: str | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready view, used in artifact manifests and config hashes."""

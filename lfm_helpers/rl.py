@@ -479,3 +479,4 @@ _register()
 
 
 from . import loop_fixes as _loop_fixes  # noqa: E402,F401  (its stages build on "sft"; see pipeline.py)
+from . import capstone as _capstone  # noqa: E402,F401  (its merge and export stages build on "rl_extraction")

@@ -373,7 +373,6 @@ _register()
 from . import preference as _preference  # noqa: E402,F401  (its stages build on "sft"; see pipeline.py)
 from . import merge_study as _merge_study  # noqa: E402,F401  (its stages build on "sft_live")
 from . import deploy as _deploy  # noqa: E402,F401  (its export stage builds on "sft")
-from . import capstone as _capstone  # noqa: E402,F401  (its merge and export stages build on "rl_extraction")
 
 
 # --------------------------------------------------------------------------- cold start

@@ -140,6 +140,20 @@ def test_the_capstone_preset_is_the_task_alone_from_a_checkpoint(task):
     assert cs.capstone_preset(task, PRESETS["colab"], "LiquidAI/LFM2.5-350M").requires_gpu
     with pytest.raises(ValueError, match="no capstone budget"):
         cs.capstone_preset(task, dataclasses.replace(tiny, capstone=None), "x")
+    # a preset with a checkpoint of its own (colab: the hub id; tests: a local folder) starts from it
+    assert cs.start_checkpoint(PRESETS["colab"]) == PRESETS["colab"].sources.base_model == "LiquidAI/LFM2.5-350M"
+    assert cs.start_checkpoint(PRESETS["colab"].with_base_model("/local/lfm2")) == "/local/lfm2"
+
+
+def test_a_preset_with_a_data_folder_reads_it(tmp_path):
+    from lfm_helpers.paths import data_dir, preset_data
+
+    before = data_dir()
+    with preset_data(dataclasses.replace(PRESETS["tiny"], data_dir=str(tmp_path))):
+        assert data_dir() == tmp_path
+    with preset_data(PRESETS["tiny"]):
+        assert data_dir() == before
+    assert data_dir() == before
 
 
 def test_capstone_budgets_are_checked():
@@ -182,6 +196,13 @@ def test_the_recipe_runs_end_to_end_on_a_small_model(task, task_data, runs_root)
     assert list(table.index) == ["start", "sft", "preference", "rl_extraction", "rl_merge"] and (table["examples"] == 4).all()
     again = cs.run_capstone(task, preset, stages=("sft",), log=lambda m: None)  # reused, not retrained
     assert again.artifacts["sft"].config_hash == run.artifacts["sft"].config_hash
+    # the preset carries its data: a stage or an evaluation called on its own reads the task's data
+    from lfm_helpers.evaluate import evaluate
+    from lfm_helpers.pipeline import run_stage
+
+    assert run_stage("sft", run.preset, log=lambda m: None).reused
+    report = evaluate(run.artifacts["sft"].path, "extraction", "test", run.preset)
+    assert report.examples[0]["id"].startswith("flight_booking-test-")
     with pytest.raises(ValueError, match="unknown capstone stages"):
         cs.run_capstone(task, preset, stages=("pretrain",))
 

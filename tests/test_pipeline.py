@@ -83,7 +83,8 @@ def test_stage_registry_order():
     assert STAGES["init"].deps == ("tokenizer",)
 
 
-@pytest.mark.parametrize("module", ["sft", "preference", "rl", "loop_fixes", "merge_study", "deploy", "unsloth_smoke"])
+@pytest.mark.parametrize("module", ["sft", "preference", "rl", "loop_fixes", "merge_study", "deploy", "unsloth_smoke",
+                                    "capstone"])
 def test_every_stage_registers_whichever_module_is_imported_first(module):
     """A stage registers after its dependencies; a module imported on its own (as the Unsloth
     environment imports ``sft``) must not break that order."""
@@ -91,7 +92,7 @@ def test_every_stage_registers_whichever_module_is_imported_first(module):
             "print(' '.join(sorted(STAGES)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert {"sft_live", "merge", "merge_curriculum", "loop_rl", "rl"} <= set(out.stdout.split())
+    assert {"sft_live", "merge", "merge_curriculum", "loop_rl", "rl", "rl_merge", "export_merged"} <= set(out.stdout.split())
 
 
 def _cli(*args, env=None):
