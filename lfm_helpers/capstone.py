@@ -308,19 +308,24 @@ def task_data(task: TaskSpec, preset: Preset, *, log: Callable[[str], None] = pr
 
 @dataclass
 class CapstoneRun:
-    """What :func:`run_capstone` made: the derived preset, the task's data folder, each stage's artifact."""
+    """What :func:`run_capstone` made: the derived preset (which carries the task's data folder)
+    and each stage's artifact."""
 
     task: TaskSpec
     preset: Preset
-    data: Path
     artifacts: dict[str, Any]
+
+    @property
+    def data(self) -> Path:
+        """The task's data folder."""
+        return Path(self.preset.data_dir)
 
     def using_data(self):
         """``with run.using_data():`` reads this task's data (``load_split`` and the like; the
         stages and evaluations of ``run.preset`` read it on their own)."""
-        from .paths import using_data_dir
+        from .paths import preset_data
 
-        return using_data_dir(self.data)
+        return preset_data(self.preset)
 
 
 def builds_only(log: Callable[[str], None]) -> Callable[[str], None]:
@@ -341,11 +346,10 @@ def run_capstone(task: TaskSpec, preset: Preset, *, stages: Sequence[str] = CAPS
         raise ValueError(f"unknown capstone stages {unknown}; stages: {', '.join(CAPSTONE_STAGES)}")
     quiet = builds_only(log)
     cap = capstone_preset(task, preset, start_checkpoint(preset, log=quiet))
-    data = task_data(task, cap, log=quiet)
     # the preset carries its data folder: every stage and evaluation of it reads the task's data,
     # wherever it is called from (run_stage("sft", run.preset) in a later cell, too)
-    cap = dataclasses.replace(cap, data_dir=str(data))
-    run = CapstoneRun(task, cap, data, {})
+    cap = dataclasses.replace(cap, data_dir=str(task_data(task, cap, log=quiet)))
+    run = CapstoneRun(task, cap, {})
     for stage in stages:
         run.artifacts[stage] = run_stage(stage, cap, log=quiet)
     for stage, art in run.artifacts.items():
