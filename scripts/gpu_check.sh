@@ -14,11 +14,21 @@
 #      as OUT_DIR/passing_checkpoints.tgz.
 # Usage: bash scripts/gpu_check.sh OUT_DIR   (SEARCH_TIMEOUT or DEADLINE, BENCH_TIMEOUT, JOBS, EXAMPLES,
 #        VARIANTS, UNSLOTH, BENCH override the defaults; UNSLOTH=0 / BENCH=0 skip steps 1 / 0)
+# A machine without the course's dependencies: make .whl/ first with scripts/device_wheels.sh and
+# carry it; the wheels there are installed before anything runs.
 set -u
 out=${1:?usage: bash scripts/gpu_check.sh OUT_DIR}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PY=${PY:-python3}
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir .whl/*.whl || exit 1
+fi
+if ! "$PY" -c "import trl, datasets, jsonschema, peft, lfm_helpers" 2>"$out/import_error.txt"; then
+    tail -n 1 "$out/import_error.txt"
+    echo "missing dependencies: on a machine that cannot pip install, run scripts/device_wheels.sh where pip works and carry .whl/"
+    exit 1
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 
 # 0. on a quiet GPU, before anything else runs on it

@@ -99,7 +99,9 @@ def test_shipped_search_results_are_complete():
     from lfm_helpers.paths import data_dir
 
     results = ss.load_results(data_dir() / "sft" / "tiny" / "search.json")
-    assert [r["variant"] for r in results] == [v.name for v in ss.VARIANTS]
+    names = [v.name for v in ss.VARIANTS]
+    assert set(ss.NOT_YET_RUN) <= set(names)  # once a variant's results are merged it comes off NOT_YET_RUN
+    assert [r["variant"] for r in results] == [n for n in names if n not in ss.NOT_YET_RUN]
     for r in results:
         assert r["meets_targets"] == ss.meets_targets(r["metrics"]) and r["examples"] == {"extraction": 128, "tool_use": 128}
 
@@ -118,3 +120,57 @@ def test_a_data_variant_has_longer_train_splits_and_the_same_test_splits(runs_ro
     with using_data_dir(folder):
         assert data_dir() == folder
     assert data_dir() == shipped
+
+
+def test_a_date_style_variant_restyles_train_families_only(runs_root, monkeypatch):
+    """The ordinal variants' data: the same conversations, with the named train families' dates
+    written as "the 5th of March, 2024"; every other row, and both test splits, as shipped."""
+    import re
+
+    from lfm_helpers.data.generate import load_split
+    from lfm_helpers.data.tool_use import date_styles_by_split
+    from lfm_helpers.paths import REPO_ROOT
+
+    shipped = REPO_ROOT / "data"
+    monkeypatch.setenv("LFM_DATA_DIR", str(shipped))
+    variant = ss.variant_named("base-4x-sft-3x-ordinal")
+    assert variant.own_data and variant.train_rows is None
+    restyled = {family for family, _ in ss.ORDINAL_IN_TRAINING}
+    assert sorted(date_styles_by_split(dict(ss.ORDINAL_IN_TRAINING))["ordinal"]["train"]) == sorted(restyled)
+    assert date_styles_by_split()["ordinal"]["train"] == []  # the shipped data: test-only
+    folder = ss.variant_data(PRESETS["tiny"], variant, log=lambda m: None)
+    for task in ("extraction", "tool_use"):
+        assert (folder / task / "test.jsonl").read_bytes() == (shipped / task / "test.jsonl").read_bytes()
+    assert (folder / "extraction" / "train.jsonl").read_bytes() == (shipped / "extraction" / "train.jsonl").read_bytes()
+    ordinal = re.compile(r"the \d{1,2}(st|nd|rd|th) of [A-Z][a-z]+, \d{4}")
+    for split in ("train", "val"):
+        new, old = load_split("tool_use", split, folder), load_split("tool_use", split, shipped)
+        assert len(new) == len(old)
+        changed = 0
+        for a, b in zip(new, old):
+            assert (a["id"], a["family"], a["expected_calls"], a["final_answers"]) == (b["id"], b["family"], b["expected_calls"], b["final_answers"])
+            if a["family"] in restyled:
+                assert ordinal.search(a["messages"][1]["content"]) and not ordinal.search(b["messages"][1]["content"])
+                assert a["messages"][2:] == b["messages"][2:]  # the calls and answers keep ISO dates
+                changed += 1
+            else:
+                assert a == b
+        assert changed >= 0.03 * len(new)  # one family in six of three intents: about 5% of the rows
+
+
+@pytest.mark.parametrize("styles, message", [
+    ({"days_between.how_long": "iso"}, "held-out"),
+    ({"days_between.from_to": "roman"}, "unknown date style"),
+    ({"calc.what_is": "ordinal"}, "not a template family that writes dates"),
+])
+def test_date_style_overrides_that_would_change_the_test_are_refused(styles, message, runs_root):
+    from lfm_helpers.data.tool_use import build_split, date_styles_by_split
+    from lfm_helpers.data.world import build_world
+
+    with pytest.raises(ValueError, match=message):
+        date_styles_by_split(styles)
+    with pytest.raises(ValueError, match=message):
+        build_split(build_world(0), "train", size=2, date_styles=styles)
+    bad = ss.Variant("bad", "restyles a held-out family", train_date_styles=tuple(styles.items()))
+    with pytest.raises(ValueError, match=message):
+        ss.variant_data(PRESETS["tiny"], bad, log=lambda m: None)

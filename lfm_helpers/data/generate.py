@@ -63,10 +63,11 @@ def _jsonl_bytes(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
 
 
-def _steps(world: World, seed: int, train_rows: int | None = None) -> list[tuple[str, Callable[[], bytes]]]:
+def _steps(world: World, seed: int, train_rows: int | None = None,
+           date_styles: Mapping[str, str] | None = None) -> list[tuple[str, Callable[[], bytes]]]:
     """``(relative path, producer)`` for every file, in a fixed order. Extraction val excludes
     train texts, so train is built first and reused. ``train_rows`` overrides the size of
-    both tasks' train splits."""
+    both tasks' train splits; ``date_styles`` restyles tool-use train families' dates."""
     extraction_train: list[dict[str, Any]] = []
 
     def size(split: str) -> int | None:
@@ -91,7 +92,7 @@ def _steps(world: World, seed: int, train_rows: int | None = None) -> list[tuple
     ]
     steps += [(f"extraction/{s}.jsonl", extraction_split(s)) for s in SPLITS["extraction"]]
     steps += [
-        (f"tool_use/{s}.jsonl", (lambda s=s: _jsonl_bytes(tool_use.build_split(world, s, seed, size(s)))))
+        (f"tool_use/{s}.jsonl", (lambda s=s: _jsonl_bytes(tool_use.build_split(world, s, seed, size(s), date_styles))))
         for s in SPLITS["tool_use"]
     ]
     steps.append(("loops/labelled.jsonl", lambda: _jsonl_bytes(labelled_examples())))
@@ -102,17 +103,19 @@ def _steps(world: World, seed: int, train_rows: int | None = None) -> list[tuple
     return steps
 
 
-def generate_all(out_dir: Path, seed: int = 0, progress: bool = False, train_rows: int | None = None) -> dict[str, str]:
+def generate_all(out_dir: Path, seed: int = 0, progress: bool = False, train_rows: int | None = None,
+                 date_styles: Mapping[str, str] | None = None) -> dict[str, str]:
     """Write every data file under ``out_dir`` plus ``MANIFEST.json``.
 
     Returns ``{relative path: sha256 hex}`` for the data files (not the manifest). With
     ``progress``, shows a tqdm bar on stderr. ``train_rows`` makes the two tasks' train splits
     that long instead of the shipped size (notebook 04's preset search: more distinct SFT data);
-    the test splits do not change.
+    ``date_styles`` (``{tool-use train family: style}``) writes those families' dates in another
+    style (the search's date-style variants). The test splits do not change with either.
     """
     out_dir = Path(out_dir)
     world = build_world(seed)
-    steps = _steps(world, seed, train_rows)
+    steps = _steps(world, seed, train_rows, date_styles)
     iterator: Iterable[tuple[str, Callable[[], bytes]]] = steps
     if progress:
         from tqdm import tqdm

@@ -416,32 +416,59 @@ class Exchange:
     follow_up: Callable[[str], Exchange] | None = None
 
 
-def date_styles_by_split() -> dict[str, dict[str, list[str]]]:
+def _dated_phrasings() -> tuple[Phrasings, ...]:
+    return tuple(v for v in globals().values() if isinstance(v, Phrasings) and v.date_styles)
+
+
+def check_date_styles(overrides: Mapping[str, str]) -> None:
+    """Refuse date-style overrides (``{family: style}``) that would change what the test split
+    measures: an unknown style, a family without dates, or a held-out family."""
+    train, test = set(), set()
+    for phrasings in _dated_phrasings():
+        for i, (family, _) in enumerate(phrasings.templates):
+            (train if i < phrasings.n_train else test).add(family)
+    for family, style in overrides.items():
+        if style not in _DATE_RENDER:
+            raise ValueError(f"unknown date style {style!r} for {family!r}; styles: {', '.join(_DATE_RENDER)}")
+        if family in test:
+            raise ValueError(f"{family!r} is a held-out (test) family; only train families' date styles can change")
+        if family not in train:
+            raise ValueError(f"{family!r} is not a template family that writes dates; "
+                             f"those are: {', '.join(sorted(train))}")
+
+
+def date_styles_by_split(overrides: Mapping[str, str] | None = None) -> dict[str, dict[str, list[str]]]:
     """Which template families write dates in each style, in the train/val part and in the
-    held-out test part: ``{style: {"train": [families], "test": [families]}}``.
+    held-out test part: ``{style: {"train": [families], "test": [families]}}``, with
+    ``overrides`` (``{family: style}``, see :func:`build_split`) applied.
 
     A style that only held-out families use asks the model for a conversion it never saw in
     SFT (the per-family rates of notebook 04's search show what that costs).
     """
+    overrides = dict(overrides or {})
+    check_date_styles(overrides)
     out: dict[str, dict[str, list[str]]] = {}
-    for phrasings in (v for v in globals().values() if isinstance(v, Phrasings)):
+    for phrasings in _dated_phrasings():
         for i, style in enumerate(phrasings.date_styles):
+            family = phrasings.templates[i][0]
             part = "train" if i < phrasings.n_train else "test"
-            out.setdefault(style, {"train": [], "test": []})[part].append(phrasings.templates[i][0])
+            out.setdefault(overrides.get(family, style), {"train": [], "test": []})[part].append(family)
     return out
 
 
 class _Builder:
     """Draws exchanges for one split; holds the rng, the world and the split's phrasing part."""
 
-    def __init__(self, world: World, rng: random.Random, split: str) -> None:
+    def __init__(self, world: World, rng: random.Random, split: str,
+                 date_styles: Mapping[str, str] | None = None) -> None:
         self.world, self.rng, self.split = world, rng, split
+        self.date_styles = dict(date_styles or {})
 
     def phrase(self, phrasings: Phrasings, **slots: Any) -> tuple[str, str]:
         """``(family, user text)``; the date slots (``date``, ``a``, ``b``, ``d``) hold ISO dates and
-        are written in the family's date style."""
+        are written in the family's date style (or the style ``date_styles`` gives the family)."""
         i, family, template = phrasings.pick(self.rng, self.split)
-        style = phrasings.date_styles[i] if phrasings.date_styles else "iso"
+        style = self.date_styles.get(family) or (phrasings.date_styles[i] if phrasings.date_styles else "iso")
         rendered = {
             k: _DATE_RENDER[style](v) if k in ("date", "a", "b", "d") else v for k, v in slots.items()
         }
@@ -643,10 +670,11 @@ INTENT_WEIGHTS: dict[str, float] = {
 
 
 def build_conversation(
-    world: World, rng: random.Random, split: str, conversation_id: str, city_table: CityTable
+    world: World, rng: random.Random, split: str, conversation_id: str, city_table: CityTable,
+    date_styles: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One row: draws an intent, runs every expected call through :func:`call_tool`."""
-    builder = _Builder(world, rng, split)
+    builder = _Builder(world, rng, split, date_styles)
     if rng.random() < NO_TOOL_SHARE:
         family, exchange = builder.chitchat()
     else:
@@ -694,13 +722,21 @@ def build_conversation(
     }
 
 
-def build_split(world: World, split: str, seed: int = 0, size: int | None = None) -> list[dict[str, Any]]:
+def build_split(world: World, split: str, seed: int = 0, size: int | None = None,
+                date_styles: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """All conversations of one split; lookups use the world's own city table. ``size``
-    overrides :data:`SPLIT_SIZES`; a larger split starts with the rows of the smaller one."""
+    overrides :data:`SPLIT_SIZES`; a larger split starts with the rows of the smaller one.
+
+    ``date_styles`` (``{train family: style}``, notebook 04's search) writes a train family's
+    dates in another style. Rendering draws nothing from the rng, so the rows are the same
+    conversations with only those dates rewritten, and the test split (held-out families,
+    which :func:`check_date_styles` refuses to restyle) is byte-identical.
+    """
+    check_date_styles(date_styles or {})
     rng = random.Random(f"tool_use:{seed}:{split}")
     table = city_table_from_rows(world.city_rows())
     return [
-        build_conversation(world, rng, split, f"tool_use-{split}-{i:05d}", table)
+        build_conversation(world, rng, split, f"tool_use-{split}-{i:05d}", table, date_styles)
         for i in range(SPLIT_SIZES[split] if size is None else size)
     ]
 
