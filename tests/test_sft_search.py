@@ -63,6 +63,9 @@ def test_search_trains_evaluates_and_saves(task_data, runs_root, tmp_path):
             assert lo <= r["metrics"][task][metric] <= hi
     table = ss.search_table(results)
     assert list(table.index) == ["a", "b"] and "field_exact_match (>= 0.70)" in table.columns
+    assert "restyled train families" not in table.columns and all(r["train_date_styles"] is None for r in results)
+    restyled = [results[0], dict(results[1], train_date_styles=dict(ss.ORDINAL_IN_TRAINING))]
+    assert list(ss.search_table(restyled)["restyled train families"]) == [0, 3]
     assert ss.smallest_passing(results) is None
     families = ss.family_table(results, "tool_use")
     assert list(families.columns) == ["examples", "a", "b"] and set(families.index) <= set(results[0]["families"]["tool_use"])
