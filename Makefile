@@ -84,9 +84,21 @@ $(MATHJAX):
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CPP_SRC := build/llama.cpp-$(LLAMA_CPP_VERSION)
 LLAMA_CPP_SDIST := build/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
-LLAMA_CPP_WHEELS ?= $(HOME)/.cache/lfm-playbook/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell uname -m)
-LLAMA_CPP_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)
-LLAMA_CPP_CMAKE := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# On x86-64 the CPU kernels are built for AVX2/FMA/F16C (x86-64-v3), not -march=native: on a CPU
+# that reports AMX a native build multiplies with AMX tiles, which a virtual machine may not enable
+# (SIGILL in ggml_backend_amx_mul_mat, seen on this project's 2-core machine on 2026-11-27), and a
+# cached wheel must run on the next machine too. The flavour is part of the cache folder's name.
+LLAMA_CPP_ARCH := $(shell uname -m)
+ifeq ($(LLAMA_CPP_ARCH),x86_64)
+LLAMA_CPP_FLAVOUR := avx2
+LLAMA_CPP_CPU := -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+else
+LLAMA_CPP_FLAVOUR := native
+LLAMA_CPP_CPU :=
+endif
+LLAMA_CPP_WHEELS ?= $(HOME)/.cache/lfm-playbook/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(LLAMA_CPP_ARCH)-$(LLAMA_CPP_FLAVOUR)
+LLAMA_CPP_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)-$(LLAMA_CPP_FLAVOUR)
+LLAMA_CPP_CMAKE := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF $(LLAMA_CPP_CPU)
 
 .PHONY: llama-cpp
 llama-cpp: $(LLAMA_CPP_STAMP) $(LLAMA_CPP_SRC)/convert_hf_to_gguf.py
@@ -108,7 +120,8 @@ $(LLAMA_CPP_STAMP): $(STAMP) $(LLAMA_CPP_SDIST)
 	@ls $(LLAMA_CPP_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
 	  echo ">>> building llama-cpp-python $(LLAMA_CPP_VERSION) from source (about 5 minutes on 2 cores, once)"; \
 	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	    $(PY) -m pip wheel --disable-pip-version-check --quiet --no-deps $(LLAMA_CPP_SDIST) -w $(LLAMA_CPP_WHEELS); }
+	    $(PY) -m pip wheel --disable-pip-version-check --quiet --no-cache-dir --no-deps $(LLAMA_CPP_SDIST) -w $(LLAMA_CPP_WHEELS); }
+	$(PY) -m pip uninstall --disable-pip-version-check --quiet -y llama-cpp-python 2>/dev/null || true
 	$(PIP) $(LLAMA_CPP_WHEELS)/llama_cpp_python-*.whl
 	$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
 	@touch $(LLAMA_CPP_STAMP)

@@ -525,6 +525,19 @@ def roofline_table(speeds: Sequence[Speed], bandwidth_gb_s: float):
                                      "share_of_roofline": 2})
 
 
+def speedups(table, model: str, baseline: str = "f16"):
+    """For ``model``'s llama.cpp rows of a :func:`roofline_table`: how many times fewer weight
+    bytes each format reads than ``baseline``, beside how many times faster it decodes. On a
+    memory-bound model the second follows the first (a little below it: unpacking costs compute)."""
+    rows = table[(table["model"] == model) & (table["runtime"] == "llama.cpp")].set_index("format")
+    if baseline not in rows.index:
+        raise ValueError(f"no llama.cpp {baseline!r} row for {model!r}; formats: {', '.join(rows.index)}")
+    base = rows.loc[baseline]
+    return (rows.assign(**{f"fewer bytes than {baseline}": base["weight_mb"] / rows["weight_mb"],
+                           f"decode speed-up over {baseline}": rows["decode_tok_s"] / base["decode_tok_s"]})
+            [[f"fewer bytes than {baseline}", f"decode speed-up over {baseline}"]].round(2))
+
+
 def speed_benchmark(preset, *, log: Callable[[str], None] = print):
     """Notebook 09's speed table (``python -m lfm_helpers deploy-bench``): the memory bandwidth,
     then every exported format of the course model and of the random full-size ``reference``

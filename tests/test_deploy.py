@@ -81,6 +81,18 @@ def test_roofline_is_bandwidth_over_weight_bytes():
     assert list(table["share_of_roofline"]) == [0.5, 0.2]
 
 
+def test_speedups_set_bytes_saved_beside_decode_speed():
+    speeds = [deploy.Speed("m", "llama.cpp", "f16", 800.0, 100.0, 10.0),
+              deploy.Speed("m", "llama.cpp", "q8_0", 400.0, 100.0, 18.0),
+              deploy.Speed("m", "transformers (eager)", "float32", 1600.0, 50.0, 4.0),
+              deploy.Speed("other", "llama.cpp", "f16", 8.0, 100.0, 999.0)]
+    table = deploy.speedups(deploy.roofline_table(speeds, bandwidth_gb_s=10.0), "m")
+    assert list(table.index) == ["f16", "q8_0"]  # llama.cpp rows of that model only
+    assert list(table["fewer bytes than f16"]) == [1.0, 2.0] and list(table["decode speed-up over f16"]) == [1.0, 1.8]
+    with pytest.raises(ValueError, match="no llama.cpp 'f32' row"):
+        deploy.speedups(deploy.roofline_table(speeds, bandwidth_gb_s=10.0), "m", baseline="f32")
+
+
 def test_budget_table_at_two_contexts():
     table = deploy.budget_table(("LFM2-350M", "LFM2-1.2B"), ("bf16", "q8_0"), (4096, 32768))
     assert len(table) == 8 and set(table["context"]) == {4096, 32768}
